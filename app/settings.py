@@ -1,0 +1,128 @@
+"""Process settings, read from the environment and an optional `.env` file.
+
+Built per process by `load_settings()` and passed down; nothing reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+RecordingConsentMode = Literal["auto", "always", "never"]
+AudioFormat = Literal["pcmu", "pcm16"]
+
+
+class Settings(BaseSettings):
+    """Everything a relay, worker or beat process needs to know about its environment."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # --- OpenAI Realtime -------------------------------------------------------------------------------
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = Field(
+        default=None, description="The openai SDK's own OPENAI_BASE_URL; the Realtime socket follows it."
+    )
+    realtime_model: str = "gpt-realtime-mini"
+    realtime_model_hard: str = Field(
+        default="gpt-realtime", description="The full model, for calls a routing rule marks as harder."
+    )
+    realtime_voice: str = "marin"
+    realtime_audio_format: AudioFormat = "pcmu"
+    transcription_model: str | None = Field(
+        default="gpt-4o-mini-transcribe",
+        description="Caller-side transcription for the stored transcript; empty disables it.",
+    )
+    vad_silence_ms: int = Field(default=500, ge=100, le=3000)
+
+    # --- Twilio ----------------------------------------------------------------------------------------
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_phone_number: str | None = None
+    twilio_api_base_url: str = "https://api.twilio.com"
+    public_base_url: str | None = Field(
+        default=None,
+        description="Public https origin Twilio calls; signatures are checked against it, not proxy headers.",
+    )
+
+    # --- Business backend and escalation ---------------------------------------------------------------
+    business_api_base: str | None = None
+    human_transfer_number: str | None = None
+
+    # --- Storage and queues ----------------------------------------------------------------------------
+    database_url: str = "sqlite:///./var/voice_agent.db"
+    redis_url: str | None = None
+    data_dir: Path = Path("./var")
+
+    # --- Relay behaviour -------------------------------------------------------------------------------
+    tool_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
+    tool_filler_after_seconds: float = Field(default=1.0, gt=0, le=10)
+    preopen_ttl_seconds: float = Field(
+        default=8.0, gt=0, le=60, description="Close a pre-opened model session whose stream never came."
+    )
+    max_frame_bytes: int = Field(default=64 * 1024, ge=1024)
+    prompts_dir: Path = Path(__file__).resolve().parent.parent / "prompts"
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    @field_validator("openai_base_url", "public_base_url", "business_api_base", "redis_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("public_base_url", "twilio_api_base_url", "business_api_base", "openai_base_url")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
+
+    @field_validator("transcription_model", mode="before")
+    @classmethod
+    def _blank_disables_transcription(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @model_validator(mode="after")
+    def _public_url_is_https_in_production(self) -> Settings:
+        url = self.public_base_url
+        if url and not url.startswith(("https://", "http://")):
+            raise ValueError("PUBLIC_BASE_URL must be an origin such as https://agent.example.com")
+        return self
+
+    # --- Derived values --------------------------------------------------------------------------------
+    def stream_url(self, fallback_origin: str) -> str:
+        """The wss URL written into the TwiML; Twilio signs the upgrade over exactly this string."""
+        origin = self.public_base_url or fallback_origin.rstrip("/")
+        if origin.startswith("https://"):
+            origin = "wss://" + origin[len("https://") :]
+        elif origin.startswith("http://"):
+            origin = "ws://" + origin[len("http://") :]
+        return origin + "/twilio/stream"
+
+    def webhook_url(self, path: str, fallback_origin: str) -> str:
+        """The https URL Twilio used for a webhook, as the signature covers it."""
+        origin = self.public_base_url or fallback_origin.rstrip("/")
+        return origin + path
+
+    def auth_token(self) -> str:
+        """The Twilio auth token, or an error that says how to set it."""
+        if self.twilio_auth_token is None or not self.twilio_auth_token.get_secret_value():
+            raise MissingSettingError("TWILIO_AUTH_TOKEN", "needed to check Twilio signatures")
+        return self.twilio_auth_token.get_secret_value()
+
+
+class MissingSettingError(RuntimeError):
+    """A setting the requested job cannot run without."""
+
+    def __init__(self, name: str, why: str) -> None:
+        super().__init__(f"{name} is not set: {why}")
+        self.name = name
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings for this process; keyword overrides win over the environment."""
+    return Settings(**overrides)  # type: ignore[arg-type]
