@@ -55,6 +55,27 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./var/voice_agent.db"
     redis_url: str | None = None
     data_dir: Path = Path("./var")
+    heartbeat_seconds: float = Field(default=5.0, gt=0, le=60)
+    stuck_call_seconds: float = Field(
+        default=90.0, gt=0, description="A live call silent this long is swept as abandoned."
+    )
+    sweep_interval_seconds: float = Field(default=30.0, gt=0)
+
+    # --- Post-call work --------------------------------------------------------------------------------
+    summary_model: str = "gpt-4o-mini"
+    crm_webhook_url: str | None = None
+    crm_webhook_secret: SecretStr | None = None
+    summary_webhook_url: str | None = None
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = True
+    summary_email_from: str | None = None
+    summary_email_to: str | None = Field(default=None, description="Comma-separated back-office addresses.")
+    backoffice_token: SecretStr | None = Field(
+        default=None, description="Bearer token for back-office pages and APIs; they refuse all when unset."
+    )
 
     # --- Relay behaviour -------------------------------------------------------------------------------
     tool_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
@@ -67,7 +88,16 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = False
 
-    @field_validator("openai_base_url", "public_base_url", "business_api_base", "redis_url", mode="before")
+    @field_validator(
+        "openai_base_url",
+        "public_base_url",
+        "business_api_base",
+        "redis_url",
+        "crm_webhook_url",
+        "summary_webhook_url",
+        "smtp_host",
+        mode="before",
+    )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         if isinstance(value, str) and not value.strip():
