@@ -49,6 +49,8 @@ class Settings(BaseSettings):
 
     # --- Business backend and escalation ---------------------------------------------------------------
     business_api_base: str | None = None
+    business_name: str = "Bright Smile Dental"
+    business_timezone: str = "America/New_York"
     human_transfer_number: str | None = None
 
     # --- Storage and queues ----------------------------------------------------------------------------

@@ -1,0 +1,440 @@
+"""One phone call: the caller's stream on one side, the model's session on the other.
+
+The call knows neither wire format in detail: the Twilio edge hands it parsed frames and an output to write
+frames to; the model edge is a `RealtimeLink` of JSON events. The call owns the session's lifetime (opened at
+the webhook, before the stream exists, so the greeting is generated while Twilio connects), barge-in, playback
+accounting, tool dispatch and the transcript.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from openai import AsyncOpenAI
+
+from app.calls.events import CallEnded, CallEventSink, CallHeartbeat, CallStarted, ToolInvocation
+from app.calls.playback import PlaybackTracker
+from app.calls.prompts import Prompts
+from app.calls.responses import ResponseGate, ResponseRequest
+from app.calls.tasks import TaskOwner
+from app.calls.transcript import Transcript
+from app.functions.registry import ToolContext, ToolRegistry
+from app.lib.audio import InboundConverter, OutboundConverter
+from app.logs import get_logger
+from app.realtime.session import BYTES_PER_MS, LinkClosed, RealtimeLink, session_config
+from app.settings import Settings
+from app.twilio import messages as tw
+
+log = get_logger(__name__)
+
+INBOUND_BUFFER_FRAMES = 150  # 3 s of caller audio held while the model socket is still opening
+
+
+class TwilioOutput(Protocol):
+    """Where the call writes Twilio frames (the stream's WebSocket)."""
+
+    async def send_text(self, text: str) -> None: ...
+
+    async def close(self, code: int = 1000) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CallerInfo:
+    call_sid: str
+    from_number: str | None = None
+    to_number: str | None = None
+    caller_state: str | None = None
+
+
+@dataclass(slots=True)
+class CallTimings:
+    """perf_counter stamps for latency figures."""
+
+    prepared_at: float = 0.0
+    model_ready_at: float | None = None
+    stream_started_at: float | None = None
+    first_audio_sent_at: float | None = None
+    last_barge_in_ms: float | None = None
+
+
+class Call:
+    """The live state of one call. All methods run on the relay's event loop."""
+
+    def __init__(
+        self,
+        caller: CallerInfo,
+        *,
+        settings: Settings,
+        client: AsyncOpenAI,
+        tools: ToolRegistry,
+        sink: CallEventSink,
+        prompts: Prompts,
+        model: str | None = None,
+    ) -> None:
+        self.caller = caller
+        self.sid = caller.call_sid
+        self.settings = settings
+        self.model = model or settings.realtime_model
+        self._client = client
+        self._tools = tools
+        self._sink = sink
+        self._prompts = prompts
+        self._format = settings.realtime_audio_format
+        self.tasks = TaskOwner(f"call:{self.sid[-6:]}")
+        self.link: RealtimeLink | None = None
+        self.gate = ResponseGate(self._send_model_text)
+        self.playback = PlaybackTracker()
+        self.transcript = Transcript(self.sid, sink)
+        self.timings = CallTimings(prepared_at=time.perf_counter())
+        self.twilio: TwilioOutput | None = None
+        self.stream_sid: str | None = None
+        self.ended = asyncio.Event()
+        self.end_reason: str | None = None
+        self._model_ready = asyncio.Event()
+        self._pending_out: list[tuple[str, str, int]] = []
+        self._pending_in: list[str] = []
+        self._inbound = InboundConverter() if self._format == "pcm16" else None
+        self._outbound = OutboundConverter() if self._format == "pcm16" else None
+        self._dropped_responses: set[str] = set()
+        self._dropped_items: set[str] = set()
+        self._tool_calls_running = 0
+        self._tool_seq = 0
+        self._usage: dict[str, int] = {}
+        self._audio_in_bytes = 0
+        self._audio_out_bytes = 0
+        self._caller_speech_started_at: float | None = None
+        self._log = log.bind(call_sid=self.sid)
+
+    # --- lifecycle -------------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Open the model session now; returns at once."""
+        self.tasks.spawn(self._run_model(), "model")
+
+    @property
+    def attached(self) -> bool:
+        return self.twilio is not None
+
+    async def attach(self, twilio: TwilioOutput, stream_sid: str) -> None:
+        """The caller's stream started: flush the greeting audio generated so far."""
+        self.twilio = twilio
+        self.stream_sid = stream_sid
+        self.timings.stream_started_at = time.perf_counter()
+        self._sink.emit(
+            CallStarted(
+                call_sid=self.sid,
+                from_number=self.caller.from_number,
+                to_number=self.caller.to_number,
+                caller_state=self.caller.caller_state,
+                model=self.model,
+                started_at=time.time(),
+            )
+        )
+        self.tasks.spawn(self._heartbeat(), "heartbeat")
+        # Keep each frame queued until it is sent, so deltas arriving meanwhile queue behind it in order.
+        while self._pending_out:
+            item_id, payload, nbytes = self._pending_out[0]
+            await self._send_audio(twilio, stream_sid, item_id, payload, nbytes)
+            if self._pending_out:
+                self._pending_out.pop(0)
+
+    async def end(self, reason: str) -> None:
+        """Finish the call once: record what was heard, close the model socket, stop every task."""
+        if self.ended.is_set():
+            return
+        self.ended.set()
+        self.end_reason = reason
+        self.gate.drop_queued()
+        now = time.monotonic()
+        self.transcript.finish(lambda item: self.playback.heard_ms(item, now))
+        if self.attached:
+            self._sink.emit(
+                CallEnded(
+                    call_sid=self.sid,
+                    ended_at=time.time(),
+                    end_reason=reason,
+                    audio_in_seconds=self._audio_in_bytes / 8000,
+                    audio_out_seconds=self._audio_out_bytes / 8000,
+                    usage=dict(self._usage),
+                )
+            )
+        if self.link is not None:
+            await self.link.close()
+        await self.tasks.cancel_all()
+        self._log.info("call_ended", reason=reason, attached=self.attached)
+
+    # --- the model side --------------------------------------------------------------------------------
+    async def _run_model(self) -> None:
+        try:
+            self.link = await RealtimeLink.open(self._client, self.model)
+            config = session_config(
+                self.settings, instructions=self._prompts.instructions, tools=self._tools.schemas()
+            )
+            await self.link.send_json({"type": "session.update", "session": config})
+            greeting = {"instructions": self._prompts.greeting_instructions()}
+            await self.gate.request(ResponseRequest(greeting, purpose="greeting"))
+            self.timings.model_ready_at = time.perf_counter()
+            self._model_ready.set()
+            await self._flush_pending_in()
+            while True:
+                await self._on_model_event(await self.link.receive())
+        except LinkClosed as exc:
+            await self._on_model_lost(exc.code, exc.reason)
+        except OSError as exc:
+            await self._on_model_lost(None, type(exc).__name__)
+        except Exception as exc:
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            self._log.exception("model_failed", error=type(exc).__name__)
+            await self._on_model_lost(None, type(exc).__name__)
+
+    async def _on_model_lost(self, code: int | None, reason: str) -> None:
+        if self.ended.is_set():
+            return
+        self._log.warning("model_socket_lost", code=code, reason=reason[:80])
+        twilio = self.twilio
+        await self.end("failed")
+        if twilio is not None:
+            await twilio.close(1011)
+
+    async def _send_model_text(self, text: str) -> None:
+        if self.link is None:
+            raise LinkClosed(None, "not connected")
+        await self.link.send_text(text)
+
+    async def _on_model_event(self, event: dict[str, Any]) -> None:
+        kind = event["type"]
+        if kind == "response.output_audio.delta":
+            await self._on_audio_delta(event)
+        elif kind == "response.output_audio_transcript.delta":
+            if event.get("item_id") not in self._dropped_items:
+                self.transcript.agent_text(str(event.get("item_id")), str(event.get("delta", "")))
+        elif kind == "input_audio_buffer.speech_started":
+            await self.barge_in()
+        elif kind == "response.created":
+            self.gate.on_created(str(event["response"]["id"]))
+        elif kind == "response.done":
+            await self._on_response_done(event["response"])
+        elif kind == "response.output_item.done":
+            await self._on_output_item_done(event["item"])
+        elif kind == "response.output_audio.done":
+            await self._flush_outbound(str(event.get("item_id")))
+        elif kind == "response.output_audio_transcript.done":
+            self.transcript.agent_text_done(str(event.get("item_id")), str(event.get("transcript", "")))
+        elif kind == "conversation.item.input_audio_transcription.completed":
+            self.transcript.caller_said(str(event.get("transcript", "")), self._caller_speech_started_at)
+        elif kind == "error":
+            await self._on_model_error(event.get("error") or {})
+
+    async def _on_model_error(self, error: dict[str, Any]) -> None:
+        code = error.get("code")
+        if code == "conversation_already_has_active_response":
+            await self.gate.on_race_error()
+        elif code != "response_cancel_not_active":
+            self._log.warning("model_error", code=code, type=error.get("type"))
+
+    async def _on_response_done(self, response: dict[str, Any]) -> None:
+        usage = response.get("usage") or {}
+        for key in ("input_tokens", "output_tokens", "total_tokens"):
+            if isinstance(usage.get(key), int):
+                self._usage[key] = self._usage.get(key, 0) + usage[key]
+        if response.get("status") == "failed":
+            details = response.get("status_details") or {}
+            self._log.warning("response_failed", error=(details.get("error") or {}).get("code"))
+        await self.gate.on_done(str(response.get("id")))
+
+    async def _on_output_item_done(self, item: dict[str, Any]) -> None:
+        item_id = str(item.get("id"))
+        if item.get("type") == "function_call":
+            # Only a completed call runs; one cut short by barge-in is skipped.
+            if item.get("status") == "completed":
+                self._tool_calls_running += 1
+                self.tasks.spawn(
+                    self._run_tool(str(item["call_id"]), str(item["name"]), str(item.get("arguments", ""))),
+                    "tool",
+                )
+            return
+        if item_id in self._dropped_items:
+            return
+        self.transcript.agent_generated(item_id)
+        queued = any(pending[0] == item_id for pending in self._pending_out)
+        if self.playback.last_mark_for(item_id) is None and not queued:
+            self.transcript.agent_played(item_id)
+
+    # --- agent audio -----------------------------------------------------------------------------------
+    async def _on_audio_delta(self, event: dict[str, Any]) -> None:
+        item_id = str(event.get("item_id"))
+        if item_id in self._dropped_items or event.get("response_id") in self._dropped_responses:
+            return  # a late delta of an interrupted reply must not refill Twilio's buffer (trap 5)
+        delta = event.get("delta")
+        if not isinstance(delta, str) or not delta:
+            return
+        if self._outbound is None:
+            nbytes = tw.base64_decoded_length(delta)
+            self.transcript.agent_audio(item_id, nbytes // BYTES_PER_MS["pcmu"])
+            await self._play(item_id, delta, nbytes)
+            return
+        pcm = base64.b64decode(delta)
+        self.transcript.agent_audio(item_id, len(pcm) // BYTES_PER_MS["pcm16"])
+        mulaw = self._outbound.convert(pcm)
+        if mulaw:
+            await self._play(item_id, base64.b64encode(mulaw).decode(), len(mulaw))
+
+    async def _flush_outbound(self, item_id: str) -> None:
+        if self._outbound is not None and item_id not in self._dropped_items:
+            tail = self._outbound.flush()
+            if tail:
+                await self._play(item_id, base64.b64encode(tail).decode(), len(tail))
+
+    async def _play(self, item_id: str, payload_b64: str, nbytes: int) -> None:
+        twilio, stream_sid = self.twilio, self.stream_sid
+        if twilio is None or stream_sid is None or self._pending_out:
+            self._pending_out.append((item_id, payload_b64, nbytes))  # no streamSid yet (trap 15)
+            return
+        await self._send_audio(twilio, stream_sid, item_id, payload_b64, nbytes)
+
+    async def _send_audio(
+        self, twilio: TwilioOutput, stream_sid: str, item_id: str, payload_b64: str, nbytes: int
+    ) -> None:
+        if self.timings.first_audio_sent_at is None:
+            self.timings.first_audio_sent_at = time.perf_counter()
+        mark = self.playback.on_sent(item_id, nbytes, time.monotonic())
+        self._audio_out_bytes += nbytes
+        await twilio.send_text(tw.media_message(stream_sid, payload_b64))
+        await twilio.send_text(tw.mark_message(stream_sid, mark))
+
+    # --- barge-in --------------------------------------------------------------------------------------
+    async def barge_in(self) -> None:
+        """Caller started speaking: stop the agent where the caller stopped hearing it."""
+        started = time.perf_counter()
+        self._caller_speech_started_at = time.time()
+        now = time.monotonic()
+        if self.playback.is_playing or self._pending_out:
+            item_id = self.playback.current_item
+            heard_ms = self.playback.heard_ms(item_id, now) if item_id else 0
+            sent_ms = self.playback.sent_ms(item_id) if item_id else 0
+            if self.twilio is not None and self.stream_sid is not None:
+                await self.twilio.send_text(tw.clear_message(self.stream_sid))
+            self.timings.last_barge_in_ms = (time.perf_counter() - started) * 1000
+            self.playback.on_clear(now)
+            for pending_item, _, _ in self._pending_out:
+                self._dropped_items.add(pending_item)
+            self._pending_out.clear()
+            if self._outbound is not None:
+                self._outbound.reset()
+            for pending_item in self.transcript.pending_agent_items():
+                if pending_item != item_id:
+                    self._dropped_items.add(pending_item)
+                    self.transcript.agent_discarded(pending_item)
+            if item_id is not None:
+                self._dropped_items.add(item_id)
+                self.transcript.agent_interrupted(item_id, heard_ms)
+                if sent_ms > 0:
+                    truncate = {
+                        "type": "conversation.item.truncate",
+                        "item_id": item_id,
+                        "content_index": 0,
+                        "audio_end_ms": min(heard_ms, sent_ms),
+                    }
+                    await self._send_model_json(truncate)
+            self._log.info("barge_in", heard_ms=heard_ms, sent_ms=sent_ms)
+        cancelled = await self.gate.cancel_active() if self.link is not None else None
+        if cancelled is not None:
+            self._dropped_responses.add(cancelled)
+
+    async def _send_model_json(self, event: dict[str, Any]) -> None:
+        if self.link is not None:
+            # On a closed socket the model task sees the loss and ends the call.
+            with contextlib.suppress(LinkClosed):
+                await self.link.send_json(event)
+
+    # --- caller side -----------------------------------------------------------------------------------
+    async def on_media(self, media: tw.Media) -> None:
+        """A 20 ms frame of caller audio."""
+        self._audio_in_bytes += media.payload_bytes
+        if self._inbound is None:
+            payload = media.payload_b64
+        else:
+            pcm = self._inbound.convert(base64.b64decode(media.payload_b64))
+            payload = base64.b64encode(pcm).decode()
+        if not self._model_ready.is_set() or self._pending_in:
+            if len(self._pending_in) >= INBOUND_BUFFER_FRAMES:
+                self._pending_in.pop(1 if self._model_ready.is_set() else 0)
+            self._pending_in.append(payload)
+            return
+        await self._append_audio(payload)
+
+    async def _append_audio(self, payload_b64: str) -> None:
+        if self.link is None:
+            return
+        with contextlib.suppress(LinkClosed):
+            await self.link.send_text(f'{{"type":"input_audio_buffer.append","audio":"{payload_b64}"}}')
+
+    async def _flush_pending_in(self) -> None:
+        while self._pending_in:
+            await self._append_audio(self._pending_in[0])
+            if self._pending_in:
+                self._pending_in.pop(0)
+
+    async def on_mark(self, name: str) -> None:
+        """Twilio echoed a mark: playback reached it (unless it is stale)."""
+        mark = self.playback.on_mark(name, time.monotonic())
+        if mark is not None and self.playback.last_mark_for(mark.item_id) is None:
+            self.transcript.agent_played(mark.item_id)
+
+    async def on_dtmf(self, digit: str) -> None:
+        """A keypress reaches the model as caller input."""
+        item = {
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": f"[The caller pressed the {digit} key]"}],
+        }
+        await self._send_model_json({"type": "conversation.item.create", "item": item})
+        await self.gate.request(ResponseRequest(purpose="dtmf"))
+
+    # --- tools -----------------------------------------------------------------------------------------
+    async def _run_tool(self, call_id: str, name: str, arguments: str) -> None:
+        filler = self.tasks.spawn(self._filler_after(self.settings.tool_filler_after_seconds), "filler")
+        context = ToolContext(call_sid=self.sid, caller_number=self.caller.from_number)
+        try:
+            outcome = await self._tools.invoke(name, arguments, context)
+        finally:
+            filler.cancel()
+            self._tool_calls_running -= 1
+        self._tool_seq += 1
+        self._sink.emit(
+            ToolInvocation(
+                call_sid=self.sid,
+                seq=self._tool_seq,
+                name=name,
+                arguments=outcome.arguments,
+                result=outcome.output,
+                ok=outcome.ok,
+                latency_ms=round(outcome.latency_ms, 1),
+            )
+        )
+        output = {"type": "function_call_output", "call_id": call_id, "output": outcome.output_json()}
+        await self._send_model_json({"type": "conversation.item.create", "item": output})
+        if self._tool_calls_running == 0:
+            await self.gate.request(ResponseRequest(supersedable=True, purpose="tool_result"))
+
+    async def _filler_after(self, delay: float) -> None:
+        """If a tool is still working after `delay`, say so rather than leave the caller in silence."""
+        await asyncio.sleep(delay)
+        if self._tool_calls_running and not self.playback.is_playing and not self.gate.busy:
+            request = {"conversation": "none", "instructions": self._prompts.filler_instructions}
+            await self.gate.request(ResponseRequest(request, purpose="filler"))
+
+    # --- bookkeeping -----------------------------------------------------------------------------------
+    async def _heartbeat(self) -> None:
+        while True:
+            self._sink.emit(CallHeartbeat(call_sid=self.sid, at=time.time()))
+            await asyncio.sleep(self.settings.heartbeat_seconds)
+
+
+CallFactory = Callable[[CallerInfo], Call]

@@ -1,0 +1,108 @@
+"""Every call this relay process holds, from the webhook to the end of the stream.
+
+The webhook *prepares* a call (its model session opens at once); the stream *claims* it by CallSid. A
+prepared call whose stream never comes (the caller hung up while it rang) is closed after
+`PREOPEN_TTL_SECONDS`. A stream that lands on an instance that never saw the webhook simply claims a fresh
+call, which opens its own session. One call's failure never touches another: each call owns its tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+from openai import AsyncOpenAI
+
+from app.calls.call import Call, CallerInfo
+from app.calls.events import CallEventSink
+from app.calls.prompts import Prompts, load_prompts
+from app.calls.tasks import TaskOwner
+from app.functions.registry import ToolRegistry
+from app.logs import get_logger
+from app.settings import Settings
+
+log = get_logger(__name__)
+
+
+class Relay:
+    """The calls of one relay process."""
+
+    def __init__(
+        self, settings: Settings, *, client: AsyncOpenAI, tools: ToolRegistry, sink: CallEventSink
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.tools = tools
+        self.sink = sink
+        self.calls: dict[str, Call] = {}
+        self.tasks = TaskOwner("relay")
+        self.draining = False
+        self._prompts: tuple[dt.date, Prompts] | None = None
+        self._zone = ZoneInfo(settings.business_timezone)
+
+    def prompts(self) -> Prompts:
+        """Prompts filled for today, read from disk once a day."""
+        today = dt.datetime.now(self._zone).date()
+        if self._prompts is None or self._prompts[0] != today:
+            self._prompts = (today, load_prompts(self.settings, today=today))
+        return self._prompts[1]
+
+    def _new_call(self, caller: CallerInfo) -> Call:
+        call = Call(
+            caller,
+            settings=self.settings,
+            client=self.client,
+            tools=self.tools,
+            sink=self.sink,
+            prompts=self.prompts(),
+        )
+        self.calls[caller.call_sid] = call
+        call.start()
+        return call
+
+    def prepare(self, caller: CallerInfo) -> Call:
+        """Open the model session for a ringing call (idempotent: Twilio may retry the webhook)."""
+        existing = self.calls.get(caller.call_sid)
+        if existing is not None and not existing.ended.is_set():
+            return existing
+        call = self._new_call(caller)
+        self.tasks.spawn(self._expire_if_unclaimed(call), "preopen-ttl")
+        return call
+
+    def claim(self, caller: CallerInfo) -> Call:
+        """The call a stream binds to: the prepared one, or a fresh one when this instance has none."""
+        call = self.calls.get(caller.call_sid)
+        if call is not None and not call.attached and not call.ended.is_set():
+            return call
+        if call is not None:
+            raise DuplicateStreamError(caller.call_sid)
+        log.info("stream_without_preopened_session", call_sid=caller.call_sid)
+        return self._new_call(caller)
+
+    async def finish(self, call: Call, reason: str) -> None:
+        """End a call and forget it."""
+        try:
+            await call.end(reason)
+        finally:
+            if self.calls.get(call.sid) is call:
+                del self.calls[call.sid]
+
+    async def _expire_if_unclaimed(self, call: Call) -> None:
+        await asyncio.sleep(self.settings.preopen_ttl_seconds)
+        if not call.attached and not call.ended.is_set():
+            log.info("preopened_session_expired", call_sid=call.sid)
+            await self.finish(call, "never_connected")
+
+    @property
+    def live_calls(self) -> int:
+        return sum(1 for call in self.calls.values() if call.attached)
+
+    async def shutdown(self) -> None:
+        """End every call (process exit) and stop background work."""
+        await asyncio.gather(*(self.finish(c, "relay_shutdown") for c in list(self.calls.values())))
+        await self.tasks.cancel_all()
+
+
+class DuplicateStreamError(Exception):
+    """A second stream for a call that already has one."""

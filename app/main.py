@@ -1,0 +1,64 @@
+"""The relay's ASGI app: Twilio webhook and media stream, health, and the call registry's lifetime."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, PlainTextResponse
+from openai import AsyncOpenAI
+
+from app.calls.events import CallEventSink
+from app.calls.relay import Relay
+from app.functions.booking import booking_tools
+from app.functions.business import make_business_backend
+from app.functions.registry import ToolRegistry
+from app.realtime.session import make_openai_client
+from app.settings import Settings
+from app.twilio import incoming, stream
+
+
+def create_app(
+    settings: Settings,
+    *,
+    sink: CallEventSink,
+    client: AsyncOpenAI | None = None,
+) -> FastAPI:
+    """Build the relay app. `sink` receives every call event (the outbox in production)."""
+    settings.auth_token()  # refuse to start without the token that checks Twilio signatures
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        backend = make_business_backend(settings)
+        tools = ToolRegistry(
+            booking_tools(backend, timezone=settings.business_timezone),
+            default_timeout=settings.tool_timeout_seconds,
+        )
+        openai_client = client or make_openai_client(settings)
+        relay = Relay(settings, client=openai_client, tools=tools, sink=sink)
+        app.state.relay = relay
+        try:
+            yield
+        finally:
+            await relay.shutdown()
+            await backend.aclose()
+            if client is None:
+                await openai_client.close()
+
+    app = FastAPI(title="voice-agent relay", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.settings = settings
+    app.include_router(incoming.router)
+    app.include_router(stream.router)
+
+    @app.get("/healthz")
+    async def healthz() -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        relay: Relay = app.state.relay
+        status = 503 if relay.draining else 200
+        return JSONResponse({"draining": relay.draining, "live_calls": relay.live_calls}, status_code=status)
+
+    return app

@@ -1,0 +1,80 @@
+"""`POST /twilio/incoming`: the voice webhook of the business's number.
+
+Checks Twilio's signature (403 and nothing started otherwise), opens the model session for the call at once
+so the greeting is generated while Twilio sets up the stream, and answers with `<Connect><Stream>` TwiML
+whose `<Parameter>`s bind the stream to this call (trap 14: no query string on the stream URL).
+"""
+
+from __future__ import annotations
+
+import re
+
+from fastapi import APIRouter, Request, Response
+from twilio.twiml.voice_response import Connect, VoiceResponse
+
+from app.calls.call import CallerInfo
+from app.calls.relay import Relay
+from app.logs import get_logger, mask_number
+from app.settings import Settings
+from app.twilio.signature import is_valid_signature, stream_token
+
+log = get_logger(__name__)
+router = APIRouter()
+_CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
+
+
+def caller_from_form(form: dict[str, str]) -> CallerInfo:
+    """The call's identity and caller details from Twilio's webhook parameters."""
+    return CallerInfo(
+        call_sid=form["CallSid"],
+        from_number=form.get("From") or form.get("Caller") or None,
+        to_number=form.get("To") or form.get("Called") or None,
+        caller_state=(form.get("FromState") or form.get("CallerState") or "").upper() or None,
+    )
+
+
+def stream_parameters(auth_token: str, caller: CallerInfo) -> dict[str, str]:
+    """The `<Parameter>`s that come back in `start.customParameters`, with a token binding them."""
+    params = {
+        "callSid": caller.call_sid,
+        "from": caller.from_number or "",
+        "to": caller.to_number or "",
+        "callerState": caller.caller_state or "",
+    }
+    params["token"] = stream_token(auth_token, *params.values())
+    return params
+
+
+def connect_twiml(stream_url: str, params: dict[str, str]) -> str:
+    response = VoiceResponse()
+    connect = Connect()
+    stream = connect.stream(url=stream_url)
+    for name, value in params.items():
+        stream.parameter(name=name, value=value)
+    response.append(connect)
+    return str(response)
+
+
+@router.post("/twilio/incoming")
+async def incoming_call(request: Request) -> Response:
+    settings: Settings = request.app.state.settings
+    relay: Relay = request.app.state.relay
+    form = {key: str(value) for key, value in (await request.form()).items()}
+    url = settings.webhook_url(request.url.path, str(request.base_url))
+    if request.url.query:
+        url += "?" + request.url.query
+    if not is_valid_signature(settings.auth_token(), url, form, request.headers.get("x-twilio-signature")):
+        log.warning("webhook_signature_rejected", path=request.url.path)
+        return Response("invalid Twilio signature", status_code=403, media_type="text/plain")
+    if not _CALL_SID.match(form.get("CallSid", "")):
+        return Response("missing or malformed CallSid", status_code=400, media_type="text/plain")
+    if relay.draining:
+        # Twilio follows the number's fallback URL on a 503 (another instance answers).
+        return Response("draining", status_code=503, media_type="text/plain")
+    caller = caller_from_form(form)
+    relay.prepare(caller)
+    log.info("call_incoming", call_sid=caller.call_sid, caller=mask_number(caller.from_number))
+    twiml = connect_twiml(
+        settings.stream_url(str(request.base_url)), stream_parameters(settings.auth_token(), caller)
+    )
+    return Response(twiml, media_type="application/xml")

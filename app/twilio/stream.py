@@ -1,0 +1,146 @@
+"""`WS /twilio/stream`: the call's Media Streams socket.
+
+The upgrade is refused (close 1008 before accept) unless its `X-Twilio-Signature` signs the wss URL we wrote
+in the TwiML. The `start` frame must carry the stream token the webhook issued for this CallSid. After that,
+frames are parsed and handed to the call; a malformed, oversized or unknown frame is logged and skipped, and
+only the end of the socket ends the call.
+"""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, WebSocket
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+
+from app.calls.call import Call, CallerInfo
+from app.calls.relay import DuplicateStreamError, Relay
+from app.logs import get_logger
+from app.settings import Settings
+from app.twilio import messages as tw
+from app.twilio.signature import is_valid_signature, is_valid_stream_token
+
+log = get_logger(__name__)
+router = APIRouter()
+
+
+class StreamOutput:
+    """The call's writer to Twilio; a write to a closed socket is dropped, never raised into the call."""
+
+    def __init__(self, websocket: WebSocket) -> None:
+        self._websocket = websocket
+        self.closed = False
+
+    async def send_text(self, text: str) -> None:
+        if self.closed:
+            return
+        try:
+            await self._websocket.send_text(text)
+        except (RuntimeError, OSError, WebSocketDisconnect):
+            self.closed = True
+
+    async def close(self, code: int = 1000) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            if self._websocket.application_state == WebSocketState.CONNECTED:
+                await self._websocket.close(code=code)
+        except (RuntimeError, OSError):
+            pass
+
+
+def caller_from_start(start: tw.Start) -> CallerInfo:
+    params = start.custom_parameters
+    return CallerInfo(
+        call_sid=start.call_sid,
+        from_number=params.get("from") or None,
+        to_number=params.get("to") or None,
+        caller_state=params.get("callerState") or None,
+    )
+
+
+def start_is_bound(auth_token: str, start: tw.Start) -> bool:
+    """True when `start` carries the token the webhook issued for this call and these caller details."""
+    params = start.custom_parameters
+    if params.get("callSid") != start.call_sid:
+        return False
+    bound = [params.get(key, "") for key in ("callSid", "from", "to", "callerState")]
+    return is_valid_stream_token(auth_token, params.get("token"), *bound)
+
+
+@router.websocket("/twilio/stream")
+async def media_stream(websocket: WebSocket) -> None:
+    settings: Settings = websocket.app.state.settings
+    relay: Relay = websocket.app.state.relay
+    token = settings.auth_token()
+    url = settings.stream_url(str(websocket.base_url).replace("ws", "http", 1))
+    if relay.draining or not is_valid_signature(token, url, {}, websocket.headers.get("x-twilio-signature")):
+        log.warning("stream_upgrade_rejected", draining=relay.draining)
+        await websocket.close(code=1008)
+        return
+    await websocket.accept()
+    output = StreamOutput(websocket)
+    call: Call | None = None
+    reason = "caller_hung_up"
+    try:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+            text = message.get("text")
+            if text is None:
+                text = (message.get("bytes") or b"").decode("utf-8", "replace")
+            if len(text) > settings.max_frame_bytes:
+                log.warning("frame_oversized", size=len(text), call_sid=call.sid if call else None)
+                continue
+            try:
+                frame = tw.parse_frame(text)
+            except tw.FrameError as exc:
+                log.warning("frame_malformed", error=str(exc)[:120], call_sid=call.sid if call else None)
+                continue
+            if isinstance(frame, tw.Media):
+                if call is not None:
+                    await call.on_media(frame)
+                continue
+            if isinstance(frame, tw.Mark):
+                if call is not None:
+                    await call.on_mark(frame.name)
+            elif isinstance(frame, tw.Start):
+                call = await _bind(relay, token, frame, output)
+                if call is None:
+                    reason = "rejected"
+                    break
+            elif isinstance(frame, tw.Dtmf):
+                if call is not None:
+                    await call.on_dtmf(frame.digit)
+            elif isinstance(frame, tw.Stop):
+                break
+            elif isinstance(frame, tw.UnknownEvent):
+                log.info("frame_unknown_event", frame_event=frame.event[:40])
+    except WebSocketDisconnect:
+        pass
+    finally:
+        if call is not None:
+            await relay.finish(call, call.end_reason or reason)
+        await output.close(1008 if reason == "rejected" else 1000)
+
+
+async def _bind(relay: Relay, token: str, start: tw.Start, output: StreamOutput) -> Call | None:
+    if not start_is_bound(token, start):
+        log.warning("stream_token_rejected", call_sid=start.call_sid)
+        return None
+    try:
+        call = relay.claim(caller_from_start(start))
+    except DuplicateStreamError:
+        log.warning("stream_duplicate", call_sid=start.call_sid)
+        return None
+    started = time.perf_counter()
+    await call.attach(output, start.stream_sid)
+    log.info(
+        "stream_started",
+        call_sid=call.sid,
+        preopened=call.timings.model_ready_at is not None,
+        attach_ms=round((time.perf_counter() - started) * 1000, 2),
+    )
+    return call
