@@ -100,7 +100,7 @@ class PlaybackTracker:
         """Best estimate of the stream position the caller has heard up to."""
         if not self._pending:
             return self._sent
-        elapsed_bytes = int(max(0.0, now - self._anchor_time) * 1000 * MULAW_BYTES_PER_MS)
+        elapsed_bytes = round(max(0.0, now - self._anchor_time) * 1000 * MULAW_BYTES_PER_MS)
         ceiling = self._pending[0].position  # not proven past the first mark still out
         return max(self._confirmed, min(self._anchor_position + elapsed_bytes, ceiling))
 

@@ -1,0 +1,131 @@
+"""A whole phone system on one machine: simulated Realtime server, the real relay, simulated callers.
+
+Used by the no-keys demo, the end-to-end tests and the benchmarks. The relay runs under a real uvicorn on a
+free loopback port, with the same app factory as production; only its upstreams point at simulators.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import uvicorn
+
+from app.calls.events import CallEventSink, MemorySink
+from app.calls.relay import Relay
+from app.main import create_app
+from app.settings import Settings, load_settings
+from app.sim.realtime_script import SimTurn
+from app.sim.realtime_server import RealtimeSimulator
+from app.sim.twilio_caller import SimulatedCaller
+
+PUBLIC_BASE_URL = "https://relay.example.test"
+
+
+@dataclass
+class LocalStack:
+    """Handles to every part of a running local stack."""
+
+    settings: Settings
+    sim: RealtimeSimulator
+    relay_url: str
+    relay: Relay
+    sink: CallEventSink
+    server: uvicorn.Server
+
+    def caller(self, **kwargs: Any) -> SimulatedCaller:
+        """A simulated caller dialling this relay, signing as Twilio would."""
+        return SimulatedCaller(
+            relay_url=self.relay_url,
+            public_base_url=self.settings.public_base_url or self.relay_url,
+            auth_token=self.settings.auth_token(),
+            **kwargs,
+        )
+
+
+async def serve_in_background(app: Any, *, host: str = "127.0.0.1", port: int = 0) -> uvicorn.Server:
+    """Start uvicorn on this event loop; returns once it listens (read the port from the server)."""
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", lifespan="on", ws_max_size=1024 * 1024
+    )
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    task = asyncio.create_task(server.serve(), name="uvicorn")
+    server.config.__dict__["_task"] = task
+    while not server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError("uvicorn exited before it started")
+        await asyncio.sleep(0.005)
+    return server
+
+
+def bound_port(server: uvicorn.Server) -> int:
+    for listener in server.servers:
+        for sock in listener.sockets:
+            return int(sock.getsockname()[1])
+    raise RuntimeError("server has no socket")
+
+
+async def stop_server(server: uvicorn.Server) -> None:
+    server.should_exit = True
+    task: asyncio.Task[None] = server.config.__dict__["_task"]
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.wait_for(task, 10)
+
+
+@contextlib.asynccontextmanager
+async def local_stack(
+    *,
+    script: Sequence[SimTurn] = (),
+    sink: CallEventSink | None = None,
+    tts: Callable[[str], np.ndarray] | None = None,
+    first_audio_delay: float = 0.3,
+    realtime_factor: float = 4.0,
+    settings_overrides: dict[str, Any] | None = None,
+    sim_options: dict[str, Any] | None = None,
+) -> AsyncIterator[LocalStack]:
+    """Run the simulator and the relay until the block exits."""
+    sim = RealtimeSimulator(
+        script=script,
+        first_audio_delay=first_audio_delay,
+        realtime_factor=realtime_factor,
+        tts=tts,
+        **(sim_options or {}),
+    )
+    await sim.start()
+    try:
+        overrides: dict[str, Any] = {
+            "openai_api_key": "sk-sim",
+            "openai_base_url": sim.base_url,
+            "twilio_auth_token": secrets.token_hex(16),
+            "twilio_account_sid": "AC" + secrets.token_hex(16),
+            "public_base_url": PUBLIC_BASE_URL,
+            "business_api_base": None,
+            "redis_url": None,
+        }
+        overrides.update(settings_overrides or {})
+        settings = load_settings(_env_file=None, **overrides)
+        event_sink = sink if sink is not None else MemorySink()
+        app = create_app(settings, sink=event_sink)
+        server = await serve_in_background(app)
+        try:
+            relay: Relay = app.state.relay
+            stack = LocalStack(
+                settings=settings,
+                sim=sim,
+                relay_url=f"http://127.0.0.1:{bound_port(server)}",
+                relay=relay,
+                sink=event_sink,
+                server=server,
+            )
+            yield stack
+        finally:
+            await stop_server(server)
+    finally:
+        await sim.stop()
