@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
+import numpy as np
 from twilio.request_validator import RequestValidator
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -35,11 +36,12 @@ from app.sim.twilio_media import (
     TwilioPlayer,
     parse_outbound_frame,
 )
-from app.sim.wav import place_segments, write_stereo_wav
+from app.sim.wav import mulaw_to_int16, place_segments, write_stereo_wav
 
 FRAME_SECONDS = 0.020
 PLAYBACK_TICK_SECONDS = 0.010
 DTMF_DIGITS = frozenset("0123456789*#ABCD")
+VOICE_THRESHOLD = 300  # |int16| below this is synthesiser silence/dither, not voice
 
 
 class CallerError(RuntimeError):
@@ -268,10 +270,16 @@ class SimulatedCaller:
             self._speech_drained.clear()
 
     async def say_text(self, text: str) -> None:
-        """Synthesise ``text`` offline (espeak-ng) and queue it."""
+        """Synthesise ``text`` offline (espeak-ng) and queue it.
+
+        The synthesiser's trailing silence is cut so that ``wait_said`` returns when the voice stops,
+        which is where a caller starts counting the agent's reply time.
+        """
         from app.sim.speech import synthesize_mulaw
 
-        self.say(await asyncio.to_thread(synthesize_mulaw, text))
+        mulaw = await asyncio.to_thread(synthesize_mulaw, text)
+        voiced = np.flatnonzero(np.abs(mulaw_to_int16(mulaw).astype(np.int32)) > VOICE_THRESHOLD)
+        self.say(mulaw[: int(voiced[-1]) + 1] if len(voiced) else mulaw)
 
     async def wait_said(self, timeout: float | None = None) -> float:
         """Wait until all queued speech has been sent; returns when its last frame went out."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import base64
 import json
@@ -21,6 +22,7 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Connect, VoiceResponse
 from websockets.exceptions import ConnectionClosed
 
+from app.sim.call_command import add_call_arguments, run_call
 from app.sim.twilio_caller import CallerError, SimulatedCaller, StreamRejected, WebhookRejected
 from app.sim.twilio_media import CallerSpeech, ProtocolViolation, TwilioPlayer, parse_outbound_frame
 from app.sim.wav import read_wav
@@ -38,6 +40,7 @@ class StubRelay:
     twiml: str | None = None
     reject_upgrade: bool = False
     close_after_accept: int | None = None
+    agent: bool = False  # greet on start, answer each caller utterance once it ends
     webhook_forms: list[dict[str, str]] = field(default_factory=list)
     upgrade_signature_ok: list[bool] = field(default_factory=list)
     frames: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
@@ -95,14 +98,33 @@ def build_relay_app(relay: StubRelay) -> FastAPI:
             return
         relay.socket = websocket
         relay.connected.set()
+        silent_frames = 0  # the stub's "VAD": a reply once 300 ms of silence follow speech
         try:
             while True:
-                relay.frames.append((time.perf_counter(), json.loads(await websocket.receive_text())))
+                frame = json.loads(await websocket.receive_text())
+                relay.frames.append((time.perf_counter(), frame))
                 relay.frame_arrived.set()
+                if not relay.agent:
+                    continue
+                if frame["event"] in ("start", "dtmf"):
+                    await agent_says(websocket, frame["streamSid"], frame["event"], 2400)
+                if frame["event"] == "media":
+                    silent = set(base64.b64decode(frame["media"]["payload"])) == {0xFF}
+                    silent_frames = silent_frames + 1 if silent else 0
+                    if silent_frames == 15 and frame["media"]["chunk"] != "15":
+                        await agent_says(websocket, frame["streamSid"], "reply", 1600)
         except WebSocketDisconnect:
             relay.disconnected.set()
 
     return app
+
+
+async def agent_says(websocket: WebSocket, stream_sid: str, name: str, size: int) -> None:
+    payload = base64.b64encode(b"\x80" * size).decode()
+    await websocket.send_text(
+        json.dumps({"event": "media", "streamSid": stream_sid, "media": {"payload": payload}})
+    )
+    await websocket.send_text(json.dumps({"event": "mark", "streamSid": stream_sid, "mark": {"name": name}}))
 
 
 @pytest.fixture
@@ -430,3 +452,42 @@ async def test_closing_the_caller_twice_is_harmless(relay: StubRelay) -> None:
         await caller.press("1")
     await asyncio.wait_for(relay.disconnected.wait(), 2)
     assert len(relay.events("stop")) == 1
+
+
+# ---- voice-agent call ----------------------------------------------------------------------------
+
+
+def call_args(relay: StubRelay, *extra: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_call_arguments(parser)
+    base = ["--relay", relay.base_url, "--public-base-url", PUBLIC_BASE, "--auth-token", AUTH_TOKEN]
+    return parser.parse_args([*base, "--quiet", "0.3", "--reply-timeout", "3", *extra])
+
+
+async def test_call_command_talks_turn_by_turn_and_reports_timings(
+    relay: StubRelay, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    relay.agent = True
+    args = call_args(
+        relay, "--say", "Hello there.", "--press", "1", "--out", str(tmp_path / "call.wav"),
+        "--transcript", str(tmp_path / "call.txt"),
+    )  # fmt: skip
+
+    assert await run_call(args) == 0
+
+    transcript = (tmp_path / "call.txt").read_text()
+    assert 'caller: "Hello there."' in transcript and "caller presses 1" in transcript
+    latencies = re.search(
+        r"reply latency \(end of caller speech -> agent audio\): (\d+), (\d+) ms", transcript
+    )
+    assert latencies is not None
+    assert 250 <= int(latencies.group(1)) <= 600  # the stub waits 300 ms of silence
+    assert int(latencies.group(2)) < 300
+    assert "result: ok" in transcript and "result: ok" in capsys.readouterr().out
+    assert relay.events("dtmf")[0]["dtmf"]["digit"] == "1" and relay.events("stop")
+    rate, samples = read_wav(tmp_path / "call.wav")
+    assert rate == 8000 and (samples[:, 1] == 32124).sum() == 2400 + 1600 + 2400
+
+
+async def test_call_command_fails_when_the_agent_never_speaks(relay: StubRelay) -> None:
+    assert await run_call(call_args(relay, "--wait-greeting", "0.3", "--say", "Hello?")) == 1
