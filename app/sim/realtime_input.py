@@ -1,0 +1,65 @@
+"""The simulated input audio buffer: session input clock, uncommitted audio, and the server VAD."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.sim.realtime_audio import AudioFormat
+from app.sim.realtime_vad import SpeechStarted, SpeechStopped, VadSettings, VoiceActivityDetector
+
+__all__ = ["InputAudio"]
+
+
+class InputAudio:
+    """Counts input audio on the session clock and runs VAD when turn detection is on."""
+
+    def __init__(self) -> None:
+        self.format = AudioFormat("audio/pcm")
+        self.clock_ms = 0.0  # ms of input audio written this session (the clock of audio_start_ms)
+        self.buffered_ms = 0.0  # ms appended since the last commit or clear
+        self._turn_detection: dict[str, Any] | None = None
+        self._vad: VoiceActivityDetector | None = None
+
+    def configure(self, input_config: dict[str, Any]) -> None:
+        """Apply the session's `audio.input` (format and turn_detection); restarts VAD on a change."""
+        audio_format = AudioFormat.from_config(input_config.get("format"))
+        turn_detection = input_config.get("turn_detection")
+        if (
+            audio_format == self.format
+            and turn_detection == self._turn_detection
+            and (self._vad is not None or turn_detection is None)
+        ):
+            return
+        self.format = audio_format
+        self._turn_detection = dict(turn_detection) if turn_detection else None
+        self._vad = (
+            VoiceActivityDetector(
+                audio_format, VadSettings.from_turn_detection(turn_detection), int(self.clock_ms)
+            )
+            if turn_detection
+            else None
+        )
+
+    @property
+    def speaking(self) -> bool:
+        """True while VAD is inside a speech segment."""
+        return self._vad is not None and self._vad.speaking
+
+    def append(self, data: bytes) -> list[SpeechStarted | SpeechStopped]:
+        """Add wire bytes; return VAD transitions (none when turn detection is off)."""
+        appended_ms = len(data) / self.format.bytes_per_ms
+        self.clock_ms += appended_ms
+        self.buffered_ms += appended_ms
+        return self._vad.feed(data) if self._vad is not None else []
+
+    def take(self) -> float:
+        """Commit: empty the buffer and return how many ms it held."""
+        held_ms = self.buffered_ms
+        self.clear()
+        return held_ms
+
+    def clear(self) -> None:
+        """Drop uncommitted audio and any speech segment in progress."""
+        self.buffered_ms = 0.0
+        if self._vad is not None:
+            self._vad.reset()
