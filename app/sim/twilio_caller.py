@@ -13,18 +13,14 @@ import asyncio
 import base64
 import contextlib
 import json
-import secrets
 import time
-import xml.etree.ElementTree as ET
 from bisect import bisect_right
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
 import numpy as np
-from twilio.request_validator import RequestValidator
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -36,25 +32,30 @@ from app.sim.twilio_media import (
     TwilioPlayer,
     parse_outbound_frame,
 )
+from app.sim.twilio_webhook import (
+    CallerError,
+    WebhookRejected,
+    incoming_call_form,
+    new_sid,
+    parse_connect_stream,
+    rehome_stream_url,
+    twilio_signature,
+)
 from app.sim.wav import mulaw_to_int16, place_segments, write_stereo_wav
+
+__all__ = [
+    "CallerError",
+    "PlayedAudio",
+    "SimulatedCaller",
+    "SpokenLine",
+    "StreamRejected",
+    "WebhookRejected",
+]
 
 FRAME_SECONDS = 0.020
 PLAYBACK_TICK_SECONDS = 0.010
 DTMF_DIGITS = frozenset("0123456789*#ABCD")
 VOICE_THRESHOLD = 300  # |int16| below this is synthesiser silence/dither, not voice
-
-
-class CallerError(RuntimeError):
-    """The relay did not behave like something Twilio could talk to."""
-
-
-class WebhookRejected(CallerError):
-    """The voice webhook answered with a non-2xx status."""
-
-    def __init__(self, status_code: int, body: str) -> None:
-        super().__init__(f"voice webhook answered HTTP {status_code}: {body[:200]}")
-        self.status_code = status_code
-        self.body = body
 
 
 class StreamRejected(CallerError):
@@ -67,11 +68,6 @@ class StreamRejected(CallerError):
 
 def _arrival_time(arrival: tuple[float, int]) -> float:
     return arrival[0]
-
-
-def new_sid(prefix: str) -> str:
-    """A Twilio-style sid: two-letter prefix + 32 hex digits."""
-    return prefix + secrets.token_hex(16)
 
 
 class SimulatedCaller:
@@ -105,6 +101,7 @@ class SimulatedCaller:
         # Timeline, all on time.perf_counter().
         self.connected_at: float | None = None
         self.start_sent_at: float | None = None
+        self.media_origin: float | None = None  # stream time 0 of the inbound frames
         self.media_sent_at: list[float] = []
         self.sent_audio = bytearray()
         self.frames_received = 0
@@ -130,68 +127,40 @@ class SimulatedCaller:
     # ---- webhook -------------------------------------------------------------------------------
 
     def webhook_params(self) -> dict[str, str]:
-        """The form Twilio posts for a new inbound call."""
-        params = {
-            "CallSid": self.call_sid,
-            "AccountSid": self.account_sid,
-            "From": self.from_number,
-            "To": self.to_number,
-            "Caller": self.from_number,
-            "Called": self.to_number,
-            "CallStatus": "ringing",
-            "Direction": "inbound",
-            "ApiVersion": "2010-04-01",
-            "FromCountry": "US",
-            "CallerCountry": "US",
-            "ToCountry": "US",
-            "CalledCountry": "US",
-        }
-        if self.caller_state:
-            params |= {"FromState": self.caller_state, "CallerState": self.caller_state}
-        return params | self.extra_params
+        """The form Twilio posts for this call."""
+        return incoming_call_form(
+            call_sid=self.call_sid,
+            account_sid=self.account_sid,
+            from_number=self.from_number,
+            to_number=self.to_number,
+            caller_state=self.caller_state,
+            extra=self.extra_params,
+        )
 
     async def dial(self, *, sign: bool = True, forge_signature: bool = False) -> str:
         """POST the signed voice webhook, parse ``<Connect><Stream>`` and return the raw TwiML."""
         params = self.webhook_params()
         headers = {"User-Agent": "TwilioProxy/1.1"}
         if sign:
-            headers["X-Twilio-Signature"] = self._signature(
-                f"{self.public_base_url}/twilio/incoming", params, forge_signature
+            headers["X-Twilio-Signature"] = twilio_signature(
+                self.auth_token, self._webhook_url(), params, forge=forge_signature
             )
         async with httpx.AsyncClient(timeout=10, trust_env=False) as http:
             response = await http.post(f"{self.relay_url}/twilio/incoming", data=params, headers=headers)
         if not response.is_success:
             raise WebhookRejected(response.status_code, response.text)
         self.twiml = response.text
-        self.stream_url, self.parameters = self._parse_stream(response.text)
+        self.stream_url, self.parameters = parse_connect_stream(response.text, self._webhook_url())
         return self.twiml
 
-    def _signature(self, url: str, params: dict[str, str], forge: bool) -> str:
-        token = f"forged-{self.auth_token}" if forge else self.auth_token
-        signature: str = RequestValidator(token).compute_signature(url, params)
-        return signature
-
-    def _parse_stream(self, twiml: str) -> tuple[str, dict[str, str]]:
-        try:
-            root = ET.fromstring(twiml)
-        except ET.ParseError as exc:
-            raise CallerError(f"webhook answer is not XML: {twiml[:200]!r}") from exc
-        stream = root.find("./Connect/Stream")
-        if root.tag != "Response" or stream is None or not stream.get("url"):
-            raise CallerError(f"TwiML has no <Connect><Stream url=...>: {twiml[:300]!r}")
-        url = urljoin(f"{self.public_base_url}/twilio/incoming", stream.get("url", ""))
-        scheme = urlsplit(url).scheme
-        url = urlunsplit(urlsplit(url)._replace(scheme={"https": "wss", "http": "ws"}.get(scheme, scheme)))
-        parameters = {p.get("name", ""): p.get("value", "") for p in stream.findall("Parameter")}
-        return url, parameters
+    def _webhook_url(self) -> str:
+        return f"{self.public_base_url}/twilio/incoming"
 
     # ---- media stream ----------------------------------------------------------------------------
 
     def socket_url(self) -> str:
         """The TwiML stream URL re-homed onto the relay's real address (ws:// for http://)."""
-        relay = urlsplit(self.relay_url)
-        scheme = "wss" if relay.scheme == "https" else "ws"
-        return urlunsplit(urlsplit(self.stream_url)._replace(scheme=scheme, netloc=relay.netloc))
+        return rehome_stream_url(self.stream_url, self.relay_url)
 
     async def connect(
         self,
@@ -210,7 +179,9 @@ class SimulatedCaller:
             raise CallerError("dial() first: there is no stream URL")
         headers = {}
         if sign:
-            headers["X-Twilio-Signature"] = self._signature(self.stream_url, {}, forge_signature)
+            headers["X-Twilio-Signature"] = twilio_signature(
+                self.auth_token, self.stream_url, {}, forge=forge_signature
+            )
         try:
             self._ws = await connect(
                 self.socket_url(),
@@ -288,7 +259,7 @@ class SimulatedCaller:
         return self.speech.spoken[-1].ended_at if self.speech.spoken else time.perf_counter()
 
     async def _send_media(self) -> None:
-        origin = self.start_sent_at or self.connected_at or time.perf_counter()
+        origin = self.media_origin = self.start_sent_at or self.connected_at or time.perf_counter()
         frame_index = 0
         try:
             while True:
@@ -332,9 +303,13 @@ class SimulatedCaller:
         """Audio the caller actually heard, with the perf_counter time each piece started playing."""
         return self.player.played
 
-    def heard_audio(self) -> bytes:
-        """Everything the caller heard, concatenated (gaps removed)."""
-        return b"".join(piece.audio for piece in self.player.played)
+    def heard_audio(self, since: float | None = None) -> bytes:
+        """What the caller heard (from perf_counter time ``since`` if given), concatenated, gaps removed."""
+        pieces = self.player.played
+        if since is None:
+            return b"".join(piece.audio for piece in pieces)
+        skip = [max(0, round((since - piece.started_at) * 8000)) for piece in pieces]
+        return b"".join(piece.audio[cut:] for piece, cut in zip(pieces, skip, strict=True))
 
     async def _read_frames(self) -> None:
         assert self._ws is not None
@@ -449,8 +424,8 @@ class SimulatedCaller:
     # ---- recording -------------------------------------------------------------------------------
 
     def write_wav(self, path: str | Path) -> None:
-        """Stereo 8 kHz WAV on one time axis from stream start: left = caller's audio, right = heard."""
-        origin = self.start_sent_at or self.connected_at or 0.0
+        """Stereo 8 kHz WAV on one time axis from stream time 0: left = caller's audio, right = heard."""
+        origin = self.media_origin or self.start_sent_at or self.connected_at or 0.0
         left = place_segments([(0, bytes(self.sent_audio))])
         right = place_segments(
             (round((piece.started_at - origin) * 8000), piece.audio) for piece in self.player.played

@@ -42,6 +42,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from twilio.rest import Client
 
+from app.sim.twilio_webhook import new_sid as new_sid
+
 API_PREFIX = "/2010-04-01/Accounts/{account_sid}"
 
 
@@ -72,11 +74,6 @@ class StreamEnder(Protocol):
     call_sid: str
 
     def hang_up(self) -> Awaitable[None]: ...
-
-
-def new_sid(prefix: str) -> str:
-    """A Twilio-style sid: two-letter prefix + 32 hex digits."""
-    return prefix + secrets.token_hex(16)
 
 
 def twilio_client_for(base_url: str, account_sid: str, auth_token: str, **kwargs: Any) -> Client:

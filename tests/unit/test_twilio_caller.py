@@ -429,6 +429,7 @@ async def test_wav_puts_both_sides_on_one_time_axis(relay: StubRelay, tmp_path: 
         await caller.wait_agent_silent(quiet=0.1, timeout=2)
     assert caller.start_sent_at is not None
     heard_from = round((caller.played[0].started_at - caller.start_sent_at) * 8000)
+    assert len(caller.heard_audio(since=caller.played[0].started_at + 0.05)) == 800 - 400
     spoken_from = bytes(caller.sent_audio).index(b"\x00")
     # A frame leaves once its 20 ms have been captured, so speech sits one frame before its send time.
     sent_from = round((caller.spoken[0].started_at - caller.start_sent_at) * 8000) - 160
