@@ -86,6 +86,9 @@ class Settings(BaseSettings):
         default=8.0, gt=0, le=60, description="Close a pre-opened model session whose stream never came."
     )
     max_frame_bytes: int = Field(default=64 * 1024, ge=1024)
+    drain_seconds: float = Field(
+        default=280.0, ge=0, description="On SIGTERM, how long live calls may go on (keep under kill_timeout)."
+    )
     prompts_dir: Path = Path(__file__).resolve().parent.parent / "prompts"
     log_level: str = "INFO"
     log_json: bool = False

@@ -96,6 +96,7 @@ class Call:
         self.stream_sid: str | None = None
         self.ended = asyncio.Event()
         self.end_reason: str | None = None
+        self.session_id: str | None = None
         self._model_ready = asyncio.Event()
         self._pending_out: list[tuple[str, str, int]] = []
         self._pending_in: list[str] = []
@@ -230,6 +231,8 @@ class Call:
             self.transcript.caller_said(str(event.get("transcript", "")), self._caller_speech_started_at)
         elif kind == "error":
             await self._on_model_error(event.get("error") or {})
+        elif kind == "session.created":
+            self.session_id = str(event["session"].get("id"))
 
     async def _on_model_error(self, error: dict[str, Any]) -> None:
         code = error.get("code")

@@ -54,7 +54,6 @@ async def serve_in_background(app: Any, *, host: str = "127.0.0.1", port: int = 
         app, host=host, port=port, log_level="warning", lifespan="on", ws_max_size=1024 * 1024
     )
     server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve(), name="uvicorn")
     server.config.__dict__["_task"] = task
     while not server.started:

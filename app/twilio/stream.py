@@ -46,8 +46,8 @@ class StreamOutput:
         try:
             if self._websocket.application_state == WebSocketState.CONNECTED:
                 await self._websocket.close(code=code)
-        except (RuntimeError, OSError):
-            pass
+        except (RuntimeError, OSError, WebSocketDisconnect):
+            pass  # already gone
 
 
 def caller_from_start(start: tw.Start) -> CallerInfo:

@@ -1,0 +1,93 @@
+"""`voice-agent`: serve | demo | call | worker | beat | dev | db."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from app.logs import configure_logging
+from app.settings import MissingSettingError, Settings, load_settings
+
+
+def serve(settings: Settings, host: str, port: int) -> None:
+    """Run the relay in this process until SIGTERM (draining live calls first)."""
+    from app.main import create_app
+    from app.server import run_relay
+    from app.sinks import make_sink
+
+    sink = make_sink(settings)
+    try:
+        app = create_app(settings, sink=sink)
+        run_relay(app, host=host, port=port, drain_seconds=settings.drain_seconds)
+    finally:
+        sink.close()
+
+
+def _serve_command(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    configure_logging(settings.log_level, json_lines=settings.log_json)
+    if settings.openai_api_key is None:
+        raise MissingSettingError("OPENAI_API_KEY", "the relay needs a model key (try `voice-agent demo`)")
+    serve(settings, args.host, args.port)
+    return 0
+
+
+def _demo_command(args: argparse.Namespace) -> int:
+    from app.demo import run_demo
+
+    configure_logging("WARNING")
+    return asyncio.run(run_demo(out=args.out, transcript=args.transcript, audio_format=args.format))
+
+
+def _call_command(args: argparse.Namespace) -> int:
+    from app.sim.call_command import run_call
+
+    configure_logging("WARNING")
+    return asyncio.run(run_call(args))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="voice-agent", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve_parser = commands.add_parser("serve", help="run the relay (Twilio webhook + media streams)")
+    serve_parser.add_argument("--host", default="0.0.0.0")
+    serve_parser.add_argument("--port", type=int, default=8080)
+    serve_parser.set_defaults(handler=_serve_command)
+
+    demo = commands.add_parser("demo", help="a whole simulated call through the real relay, no keys needed")
+    demo.add_argument("--out", default="demo-call.wav", help="stereo WAV: caller left, agent right")
+    demo.add_argument("--transcript", default="demo-call.txt")
+    demo.add_argument("--format", choices=["pcmu", "pcm16"], default="pcmu", help="model audio format")
+    demo.set_defaults(handler=_demo_command)
+
+    from app.sim.call_command import add_call_arguments
+
+    call = commands.add_parser("call", help="dial a running relay as a simulated Twilio caller")
+    add_call_arguments(call)
+    call.set_defaults(handler=_call_command)
+
+    try:
+        from workers.cli import register
+    except ImportError:  # the worker side is optional in a relay-only install
+        pass
+    else:
+        register(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result: int = args.handler(args)
+    except MissingSettingError as exc:
+        print(f"voice-agent: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())
