@@ -250,9 +250,9 @@ class ResponseRun:
         for index, chunk in enumerate(chunks):
             if index and not await self._pause(started + index * interval - time.monotonic()):
                 break
-            if self._cancelled.is_set() or self._over_token_limit(chunk, item):
-                break
             upto = math.ceil(len(text) * (index + 1) / len(chunks))
+            if self._cancelled.is_set() or self._over_token_limit(text[:upto], chunk, item.output_format):
+                break
             if upto > sent_chars:
                 delta_type = (
                     "response.output_audio_transcript.delta" if audio_mode else "response.output_text.delta"
@@ -269,13 +269,15 @@ class ResponseRun:
                 self.audio_ms += len(chunk) / item.output_format.bytes_per_ms if item.output_format else 0.0
         return text[:sent_chars]
 
-    def _over_token_limit(self, chunk: bytes, item: SimItem) -> bool:
+    def _over_token_limit(self, transcript: str, chunk: bytes, output_format: AudioFormat | None) -> bool:
+        """Would sending this delta exceed max_output_tokens? (Then the response ends `incomplete`.)"""
         limit = self.spec.max_output_tokens
-        if not isinstance(limit, int) or item.output_format is None:
+        if not isinstance(limit, int):
             return False
-        chunk_ms = len(chunk) / item.output_format.bytes_per_ms
-        projected = math.ceil((item.output_audio_ms + chunk_ms) / 1000 * ASSISTANT_AUDIO_TOKENS_PER_SECOND)
-        if self._output_text_tokens + projected > limit:
+        audio_ms = self.audio_ms + (len(chunk) / output_format.bytes_per_ms if output_format else 0.0)
+        projected = self._output_text_tokens + text_tokens(transcript)
+        projected += math.ceil(audio_ms / 1000 * ASSISTANT_AUDIO_TOKENS_PER_SECOND)
+        if projected > limit:
             self._hit_token_limit = True
         return self._hit_token_limit
 

@@ -221,7 +221,8 @@ class RealtimeSimulator:
 async def _serve_forever(host: str, port: int, api_key: str) -> None:
     async with RealtimeSimulator(host=host, port=port, api_key=api_key) as simulator:
         print(
-            f"Realtime simulator at {simulator.websocket_base_url}/realtime (base_url {simulator.base_url})"
+            f"Realtime simulator at {simulator.websocket_base_url}/realtime (base_url {simulator.base_url})",
+            flush=True,
         )
         await asyncio.Future()
 
@@ -232,8 +233,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9100)
     parser.add_argument("--api-key", default="sk-sim")
+    parser.add_argument("--verbose", action="store_true", help="log every event type sent and received")
     args = parser.parse_args(argv)
     logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if args.verbose:
+        logging.getLogger("app.sim").setLevel(logging.DEBUG)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve_forever(args.host, args.port, args.api_key))
 

@@ -151,6 +151,7 @@ class SimSession:
             raise ServerEventInvalid(message)
         async with self._send_lock:
             await self.ws.send(json.dumps(event))
+            log.debug("sim session %d sent %s", self.index, event["type"])
             if event["type"] == "response.output_audio.delta":
                 self.voice_locked = True
             await self._record(self.sent, event)
@@ -176,6 +177,7 @@ class SimSession:
 
     async def record_received(self, event: dict[str, Any]) -> None:
         """Keep a client event for assertions."""
+        log.debug("sim session %d received %s", self.index, event.get("type"))
         await self._record(self.received, event)
 
     def own(self, coroutine: Any) -> asyncio.Task[None]:

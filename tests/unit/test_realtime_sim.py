@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
+import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, cast
@@ -15,8 +17,16 @@ from openai import AsyncOpenAI
 from openai.resources.realtime.realtime import AsyncRealtimeConnection
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
 
-from app.sim.realtime_audio import AudioFormat, mulaw_decode, synthetic_speech
+from app.sim.realtime_audio import (
+    AudioFormat,
+    alaw_decode,
+    alaw_encode,
+    mulaw_decode,
+    mulaw_encode,
+    synthetic_speech,
+)
 from app.sim.realtime_server import RealtimeSimulator, SimSession, SimTurn
+from app.sim.realtime_validation import ServerEventInvalid, check_server_event, server_event_problems
 
 PCMU = AudioFormat("audio/pcmu")
 PCMU_SESSION: dict[str, Any] = {
@@ -367,3 +377,118 @@ async def test_reconnect_continues_the_script_and_session_cap_closes_1001() -> N
     assert again[-1]["response"]["output"][0]["content"][0]["transcript"] == "Two."
     assert first.ws.close_code == 1001 and "maximum duration" in str(first.ws.close_reason)
     assert second is not first and sim.validation_errors == []
+
+
+def test_g711_codecs_match_the_reference_implementation() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import audioop  # stdlib reference (removed in 3.13); the simulator must not share the relay's codec
+
+    samples = np.arange(-32768, 32768, dtype=np.int16)
+    assert mulaw_encode(samples) == audioop.lin2ulaw(samples.tobytes(), 2)
+    assert alaw_encode(samples) == audioop.lin2alaw(samples.tobytes(), 2)
+    codes = bytes(range(256))
+    assert mulaw_decode(codes).tobytes() == audioop.ulaw2lin(codes, 2)
+    assert alaw_decode(codes).tobytes() == audioop.alaw2lin(codes, 2)
+
+
+def test_an_invalid_server_event_is_a_simulator_bug() -> None:
+    delta = {"type": "response.output_audio.delta", "event_id": "event_1", "response_id": "resp_1"}
+    with pytest.raises(ServerEventInvalid, match="item_id"):
+        check_server_event(delta)
+    session = {
+        "type": "realtime",
+        "object": "realtime.session",
+        "id": "sess_1",
+        "expires_at": 1,
+        "voice": "x",
+    }
+    assert server_event_problems({"type": "session.created", "event_id": "e", "session": session}) == [
+        "Unknown parameter: 'session.voice'."
+    ]
+
+
+async def test_fault_helpers_drive_the_model(sim: RealtimeSimulator) -> None:
+    async with connected(sim) as (conn, session):
+        await session.start_tool_call("end_call", {"reason": "done"})
+        call = of_type(await events_until(conn, "response.done"), "response.function_call_arguments.done")[0]
+        await session.speak(1.5)
+        spoken = await events_until(conn, "response.done")
+        await conn.response.create(response={"conversation": "none", "instructions": "x" * 121})
+        filler = await events_until(conn, "response.done")
+        await session.send_error("server_error", "The server had an error.", type="server_error")
+        error = of_type(await events_until(conn, "error"), "error")[0]
+        await session.close()
+        after_close = [event async for event in conn]  # 1001 is a clean close for websockets: no error
+        closed = session.ws.close_code, session.ws.close_reason
+    assert (call["name"], json.loads(call["arguments"])) == ("end_call", {"reason": "done"})
+    assert sim.tool_calls[0].call_id == call["call_id"]
+    spoken_audio = sum(
+        len(base64.b64decode(e["delta"])) for e in of_type(spoken, "response.output_audio.delta")
+    )
+    assert spoken_audio == 1.5 * 8000
+    assert filler[-1]["response"]["output"][0]["content"][0]["transcript"] == "One moment."
+    assert error["error"] == {
+        "type": "server_error", "code": "server_error", "message": "The server had an error.", "param": None,
+        "event_id": None,
+    }  # fmt: skip
+    assert after_close == []
+    assert closed == (1001, "Your session hit the maximum duration of 60 minutes.")
+
+
+async def test_reject_with_error_sends_the_error_then_closes() -> None:
+    quota = ("insufficient_quota", "You exceeded your current quota.")
+    async with fast_sim(reject_with_error=quota) as sim, connected(sim, session=None) as (conn, session):
+        events: list[dict[str, Any]] = [event.to_dict() async for event in conn]
+    assert types(events) == ["session.created", "error"]
+    assert events[1]["error"]["code"] == "insufficient_quota"
+    assert session.closed.is_set()
+
+
+async def test_pcm16_output_and_text_only_responses(sim: RealtimeSimulator) -> None:
+    async with connected(sim, session={"type": "realtime"}) as (conn, session):
+        await conn.response.create()
+        audio = of_type(await events_until(conn, "response.done"), "response.output_audio.delta")
+        await conn.response.create(response={"output_modalities": ["text"]})
+        text = await events_until(conn, "response.done")
+    pcm = b"".join(base64.b64decode(e["delta"]) for e in audio)
+    greeting = "Thanks for calling. How can I help?"
+    assert pcm == synthetic_speech(greeting).astype("<i2").tobytes()
+    assert len(base64.b64decode(audio[0]["delta"])) == 100 * 48  # 100 ms deltas of pcm16 at 24 kHz
+    assert (
+        "".join(e["delta"] for e in of_type(text, "response.output_text.delta")) == "Is there anything else?"
+    )
+    assert not of_type(text, "response.output_audio.delta")
+    assert text[-1]["response"]["output"][0]["content"][0]["type"] == "output_text"
+
+
+async def test_idle_timeout_reprompts_after_the_estimated_playback() -> None:
+    async with (
+        fast_sim(greeting="Hi there.", idle_reply="Are you there?") as sim,
+        connected(sim) as (conn, _),
+    ):
+        await update_session(conn, vad_update(type="server_vad", idle_timeout_ms=200))
+        await conn.response.create()
+        arrivals: dict[str, float] = {}
+        events: list[dict[str, Any]] = []
+        async with asyncio.timeout(5):
+            while len(of_type(events, "response.done")) < 2:
+                events.append((await conn.recv()).to_dict())
+                arrivals.setdefault(events[-1]["type"], time.monotonic())
+    timeout = of_type(events, "input_audio_buffer.timeout_triggered")[0]
+    assert of_type(events, "input_audio_buffer.committed")[0]["item_id"] == timeout["item_id"]
+    assert events[-1]["response"]["output"][0]["content"][0]["transcript"] == "Are you there?"
+    greeting_seconds = len(synthetic_speech("Hi there.")) / 24000
+    waited = arrivals["input_audio_buffer.timeout_triggered"] - arrivals["response.output_audio.delta"]
+    assert waited >= greeting_seconds + 0.2 - 0.02
+    assert sim.validation_errors == []
+
+
+async def test_max_output_tokens_cuts_the_response_short(sim: RealtimeSimulator) -> None:
+    async with connected(sim) as (conn, session):
+        await conn.response.create(response={"max_output_tokens": 20})
+        events = await events_until(conn, "response.done")
+    done = events[-1]["response"]
+    assert done["status"] == "incomplete"
+    assert done["status_details"] == {"type": "incomplete", "reason": "max_output_tokens"}
+    assert done["usage"]["output_tokens"] <= 20
