@@ -100,8 +100,8 @@ async def run_call(args: argparse.Namespace) -> int:
         try:
             await caller.dial()
             await caller.connect()
-        except (CallerError, OSError) as exc:
-            print(f"voice-agent call: could not reach the relay: {exc}")
+        except CallerError as exc:
+            print(f"voice-agent call: {exc}")
             return 1
         try:
             async with asyncio.timeout(args.hangup_after):

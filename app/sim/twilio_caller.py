@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
 from app.sim.twilio_media import (
     CallerSpeech,
@@ -145,8 +145,12 @@ class SimulatedCaller:
             headers["X-Twilio-Signature"] = twilio_signature(
                 self.auth_token, self._webhook_url(), params, forge=forge_signature
             )
-        async with httpx.AsyncClient(timeout=10, trust_env=False) as http:
-            response = await http.post(f"{self.relay_url}/twilio/incoming", data=params, headers=headers)
+        url = f"{self.relay_url}/twilio/incoming"
+        try:
+            async with httpx.AsyncClient(timeout=10, trust_env=False) as http:
+                response = await http.post(url, data=params, headers=headers)
+        except httpx.TransportError as exc:
+            raise CallerError(f"could not reach the relay at {url}: {exc!r}") from exc
         if not response.is_success:
             raise WebhookRejected(response.status_code, response.text)
         self.twiml = response.text
@@ -193,6 +197,8 @@ class SimulatedCaller:
             )
         except InvalidStatus as exc:
             raise StreamRejected(exc.response.status_code) from exc
+        except (OSError, WebSocketException) as exc:
+            raise CallerError(f"could not open the stream at {self.socket_url()}: {exc!r}") from exc
         self.connected_at = time.perf_counter()
         self._tasks.append(asyncio.create_task(self._read_frames(), name="caller-read"))
         self._tasks.append(asyncio.create_task(self._play_out(), name="caller-playback"))

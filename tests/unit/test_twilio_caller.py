@@ -203,6 +203,16 @@ async def test_twiml_without_connect_stream_is_an_error(relay: StubRelay) -> Non
         await make_caller(relay).dial()
 
 
+async def test_an_unreachable_relay_is_a_caller_error() -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    relay_url = f"http://127.0.0.1:{port}"
+    caller = SimulatedCaller(relay_url=relay_url, public_base_url=PUBLIC_BASE, auth_token="t")
+    with pytest.raises(CallerError, match="could not reach"):
+        await caller.dial()
+
+
 # ---- stream setup ------------------------------------------------------------------------------
 
 
