@@ -59,6 +59,7 @@ class CallTimings:
     prepared_at: float = 0.0
     model_ready_at: float | None = None
     stream_started_at: float | None = None
+    first_delta_at: float | None = None
     first_audio_sent_at: float | None = None
     last_barge_in_ms: float | None = None
 
@@ -277,6 +278,8 @@ class Call:
         delta = event.get("delta")
         if not isinstance(delta, str) or not delta:
             return
+        if self.timings.first_delta_at is None:
+            self.timings.first_delta_at = time.perf_counter()
         if self._outbound is None:
             nbytes = tw.base64_decoded_length(delta)
             self.transcript.agent_audio(item_id, nbytes // BYTES_PER_MS["pcmu"])
