@@ -7,6 +7,8 @@ audio back: every input frame yields the matching output frame at once.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import numpy.typing as npt
 from scipy.signal import minimum_phase, remez
@@ -76,8 +78,11 @@ _STOPBAND_EDGE_HZ = 4400.0
 _LINEAR_PHASE_TAPS = 221  # the minimum-phase filter keeps (221 + 1) // 2 = 111 taps, a multiple of 3
 _STOPBAND_WEIGHT = 300.0
 _COEFFICIENT_SCALE = 2.0**20
-_OUTPUTS_PER_ROW = 20  # measured fastest for 20 ms frames: 160 samples are 8 rows
-_MAX_ROWS = 240  # bounds the buffers; larger chunks are converted in several passes
+_OUTPUTS_PER_ROW = 20  # 8 to 20 measured about equally fast; 20 makes a 20 ms Twilio frame 8 rows
+# Larger chunks are converted in passes of at most this many rows. Besides bounding the buffers, this keeps
+# each matrix product below the size at which OpenBLAS goes multi-threaded, which on a small relay host
+# costs more CPU than it saves.
+_MAX_ROWS = 64
 # Rounding, saturating and (outbound) mu-law encoding are one table lookup per output, which costs less per
 # frame than separate rint, minimum, maximum and cast calls. The filter computes outputs in half-sample
 # units; truncating those toward zero and looking the result up rounds exactly (half away from zero).
@@ -131,6 +136,21 @@ def _strided_rows(buffer: npt.NDArray[np.float64], width: int, step: int) -> npt
     )
 
 
+class _Plan(NamedTuple):
+    """Views into a converter's buffers for one chunk shape, reused while that shape repeats."""
+
+    new_samples: npt.NDArray[np.float64]  # where the chunk's samples go, right after history/held ones
+    rows: npt.NDArray[np.float64]  # strided rows feeding the matrix product
+    output: npt.NDArray[np.float64]  # the product's destination
+    values: npt.NDArray[np.float64]  # the outputs kept, flat, in time order
+    history_to: npt.NDArray[np.float64]  # state to carry: moved to the front of the buffer
+    history_from: npt.NDArray[np.float64]
+    held_samples: int  # (outbound) samples of an incomplete group left after this chunk
+
+
+_MAX_PLANS = 64  # chunk shapes remembered per converter; Twilio frames and model deltas repeat a few
+
+
 class InboundConverter:
     """Twilio -> model: 8 kHz mu-law bytes to 24 kHz PCM16 little-endian bytes, streaming.
 
@@ -155,23 +175,37 @@ class InboundConverter:
         self._buffer = np.zeros(self._history_len + self._max_samples)
         self._rows = _strided_rows(self._buffer, width, block)
         self._output = np.empty((_MAX_ROWS, block * _RATIO))
+        self._plans: dict[int, _Plan] = {}
 
     def convert(self, mulaw: bytes) -> bytes:
         """Convert one chunk of mu-law; returns exactly ``6 * len(mulaw)`` bytes."""
-        if len(mulaw) > self._max_samples:
-            step = self._max_samples
-            return b"".join(self.convert(mulaw[start : start + step]) for start in range(0, len(mulaw), step))
         count = len(mulaw)
-        history = self._history_len
-        buffer = self._buffer
-        buffer[history : history + count] = _DECODE_TABLE_FLOAT[np.frombuffer(mulaw, dtype=np.uint8)]
-        row_count = -(-count // self._block)
-        output = self._output[:row_count]
-        # Rows past the new samples read stale buffer contents; their outputs are cut off below.
-        np.matmul(self._rows[:row_count], self._row_matrix, out=output)
-        buffer[:history] = buffer[count : count + history]
-        pcm: npt.NDArray[np.int16] = _SATURATED_INT16[output.reshape(-1)[: count * _RATIO].astype(np.intp)]
+        if count > self._max_samples:
+            step = self._max_samples
+            return b"".join(self.convert(mulaw[start : start + step]) for start in range(0, count, step))
+        plan = self._plans.get(count) or self._plan(count)
+        _DECODE_TABLE_FLOAT.take(np.frombuffer(mulaw, dtype=np.uint8), out=plan.new_samples)
+        # Rows past the new samples read stale buffer contents; `values` leaves their outputs out.
+        np.matmul(plan.rows, self._row_matrix, out=plan.output)
+        plan.history_to[...] = plan.history_from
+        pcm: npt.NDArray[np.int16] = _SATURATED_INT16[plan.values.astype(np.intp)]
         return pcm.tobytes()
+
+    def _plan(self, count: int) -> _Plan:
+        history, row_count = self._history_len, -(-count // self._block)
+        output = self._output[:row_count]
+        plan = _Plan(
+            new_samples=self._buffer[history : history + count],
+            rows=self._rows[:row_count],
+            output=output,
+            values=output.reshape(-1)[: count * _RATIO],
+            history_to=self._buffer[:history],
+            history_from=self._buffer[count : count + history],
+            held_samples=0,
+        )
+        if len(self._plans) < _MAX_PLANS:
+            self._plans[count] = plan
+        return plan
 
     def reset(self) -> None:
         """Forget the filter history, as at the start of a stream."""
@@ -202,7 +236,8 @@ class OutboundConverter:
         self._buffer = np.zeros(self._history_len + _MAX_ROWS * block * _RATIO)
         self._rows = _strided_rows(self._buffer, width, _RATIO * block)
         self._output = np.empty((_MAX_ROWS, block))
-        self._pending_samples = 0  # samples of an incomplete group, stored right after the history
+        self._plans: dict[tuple[int, int], _Plan] = {}
+        self._held_samples = 0  # samples of an incomplete group, stored right after the history
         self._odd_byte = b""
 
     def convert(self, pcm: bytes) -> bytes:
@@ -210,40 +245,58 @@ class OutboundConverter:
         if self._odd_byte:
             pcm = self._odd_byte + pcm
         usable = len(pcm) & ~1
-        self._odd_byte = pcm[usable:]
-        samples = np.frombuffer(pcm, dtype="<i2", count=usable // 2)
-        if samples.size <= self._max_samples:
-            return self._convert_block(samples)
-        return b"".join(
-            self._convert_block(samples[start : start + self._max_samples])
-            for start in range(0, samples.size, self._max_samples)
-        )
+        if usable != len(pcm):
+            pcm, self._odd_byte = pcm[:usable], pcm[usable:]
+        else:
+            self._odd_byte = b""
+        if usable > 2 * self._max_samples:
+            step = 2 * self._max_samples
+            return b"".join(self._convert_samples(pcm[at : at + step]) for at in range(0, usable, step))
+        return self._convert_samples(pcm)
 
-    def _convert_block(self, samples: npt.NDArray[np.int16]) -> bytes:
-        start = self._history_len + self._pending_samples
-        self._buffer[start : start + samples.size] = samples
-        groups, self._pending_samples = divmod(self._pending_samples + samples.size, _RATIO)
-        if groups == 0:
+    def _convert_samples(self, pcm: bytes) -> bytes:
+        key = (self._held_samples, len(pcm) // 2)
+        plan = self._plans.get(key) or self._plan(*key)
+        plan.new_samples[...] = np.frombuffer(pcm, dtype="<i2")
+        self._held_samples = plan.held_samples
+        if not plan.values.size:
             return b""
-        row_count = -(-groups // self._block)
-        output = self._output[:row_count]
-        np.matmul(self._rows[:row_count], self._row_matrix, out=output)
-        consumed = groups * _RATIO
-        keep = self._history_len + self._pending_samples
-        self._buffer[:keep] = self._buffer[consumed : consumed + keep]
-        encoded: npt.NDArray[np.uint8] = _SATURATED_MULAW[output.reshape(-1)[:groups].astype(np.intp)]
+        np.matmul(plan.rows, self._row_matrix, out=plan.output)
+        plan.history_to[...] = plan.history_from
+        encoded: npt.NDArray[np.uint8] = _SATURATED_MULAW[plan.values.astype(np.intp)]
         return encoded.tobytes()
+
+    def _plan(self, held: int, count: int) -> _Plan:
+        groups, left_over = divmod(held + count, _RATIO)
+        start, row_count, keep = (
+            self._history_len + held,
+            -(-groups // self._block),
+            self._history_len + left_over,
+        )
+        output = self._output[:row_count]
+        plan = _Plan(
+            new_samples=self._buffer[start : start + count],
+            rows=self._rows[:row_count],
+            output=output,
+            values=output.reshape(-1)[:groups],
+            history_to=self._buffer[:keep],
+            history_from=self._buffer[groups * _RATIO : groups * _RATIO + keep],
+            held_samples=left_over,
+        )
+        if len(self._plans) < _MAX_PLANS:
+            self._plans[(held, count)] = plan
+        return plan
 
     def flush(self) -> bytes:
         """End of a response: emit the incomplete group (zero-padded), then reset for the next response."""
         tail = b""
-        if self._pending_samples:
-            tail = self._convert_block(np.zeros(_RATIO - self._pending_samples, dtype=np.int16))
+        if self._held_samples:
+            tail = self._convert_samples(bytes(2 * (_RATIO - self._held_samples)))
         self.reset()
         return tail
 
     def reset(self) -> None:
         """Barge-in: drop the filter history, held samples and any odd byte."""
         self._buffer[: self._history_len + _RATIO] = 0.0
-        self._pending_samples = 0
+        self._held_samples = 0
         self._odd_byte = b""
