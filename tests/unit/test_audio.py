@@ -1,9 +1,11 @@
 import numpy as np
 import numpy.typing as npt
 import pytest
+from scipy.signal import freqz, group_delay, minimum_phase, remez
 from scipy.signal.windows import blackmanharris
 
 from app.lib.audio import (
+    LOWPASS_TAPS,
     InboundConverter,
     OutboundConverter,
     mulaw_decode,
@@ -77,6 +79,23 @@ def test_mulaw_decode_matches_itu_reference_and_round_trips() -> None:
     # Only "negative zero" (0x7F) re-encodes differently, to positive zero.
     assert [c for c in codes if re_encoded[c] != c] == [0x7F]
     assert re_encoded[0x7F] == 0xFF
+
+
+def test_lowpass_taps_match_their_design_recipe() -> None:
+    linear_phase = remez(221, [0, 3400, 4400, 12000], [1, 0], weight=[1, 300], fs=24000)
+    designed = minimum_phase(linear_phase, method="homomorphic", n_fft=2**16)
+    designed /= designed.sum()
+    assert LOWPASS_TAPS.size == designed.size == 111
+    assert np.abs(LOWPASS_TAPS - designed).max() <= 2.0**-20  # the written-out taps are the rounded design
+
+
+def test_lowpass_is_flat_steep_and_short_delayed() -> None:
+    freqs, response = freqz(LOWPASS_TAPS, worN=8192, fs=24000)
+    level_db = 20 * np.log10(np.abs(response))
+    assert np.abs(level_db[freqs <= 3400]).max() < 0.01
+    assert level_db[freqs >= 4400].max() < -78
+    _, delay = group_delay((LOWPASS_TAPS, [1.0]), w=np.linspace(300, 3400, 64), fs=24000)
+    assert delay.max() / 24000 < 0.001
 
 
 def test_every_20ms_frame_in_gives_exactly_20ms_out() -> None:
