@@ -311,27 +311,29 @@ def spurious() -> list[Row]:
     ]
 
 
-def _time_frame_pairs(
-    inbound: Callable[[bytes], object],
-    outbound: Callable[[bytes], object],
-    mulaw: bytes,
-    pcm: bytes,
-    pairs: int,
-) -> list[float]:
-    """CPU microseconds per frame pair for each of TIMING_RUNS runs of ``pairs`` pairs."""
+FramePair = tuple[Callable[[bytes], object], Callable[[bytes], object]]
+
+
+def _time_frame_pairs(contenders: list[FramePair], mulaw: bytes, pcm: bytes) -> list[list[float]]:
+    """CPU microseconds per frame pair, TIMING_RUNS runs per contender.
+
+    Runs of the contenders alternate, so a noisy spell on the shared host hits them alike.
+    """
     in_frames, out_frames = _frames(mulaw, INBOUND_FRAME), _frames(pcm, OUTBOUND_FRAME)
     count = min(len(in_frames), len(out_frames))
-    schedule = [(in_frames[i % count], out_frames[i % count]) for i in range(pairs)]
-    for in_frame, out_frame in schedule[:500]:  # warm caches and allocator
-        inbound(in_frame)
-        outbound(out_frame)
-    per_pair = []
-    for _ in range(TIMING_RUNS):
-        cpu_start = time.process_time_ns()
-        for in_frame, out_frame in schedule:
+    schedule = [(in_frames[i % count], out_frames[i % count]) for i in range(TIMING_PAIRS)]
+    per_pair: list[list[float]] = [[] for _ in contenders]
+    for inbound, outbound in contenders:
+        for in_frame, out_frame in schedule[:500]:  # warm caches and allocator
             inbound(in_frame)
             outbound(out_frame)
-        per_pair.append((time.process_time_ns() - cpu_start) / pairs / 1000)
+    for _ in range(TIMING_RUNS):
+        for (inbound, outbound), runs in zip(contenders, per_pair, strict=True):
+            cpu_start = time.process_time_ns()
+            for in_frame, out_frame in schedule:
+                inbound(in_frame)
+                outbound(out_frame)
+            runs.append((time.process_time_ns() - cpu_start) / TIMING_PAIRS / 1000)
     return per_pair
 
 
@@ -366,9 +368,6 @@ def cost_and_soxr(mulaw: bytes, pcm: bytes) -> list[Row]:
     ours_in, ours_out = _held_back_ms(
         lambda frame: len(inbound.convert(frame)) // 2, lambda frame: len(outbound.convert(frame)), mulaw, pcm
     )
-    inbound, outbound = InboundConverter(), OutboundConverter()
-    runs = _time_frame_pairs(inbound.convert, outbound.convert, mulaw, pcm, TIMING_PAIRS)
-
     up = soxr.ResampleStream(8000, 24000, 1, dtype="int16", quality="VHQ")
     down = soxr.ResampleStream(24000, 8000, 1, dtype="int16", quality="VHQ")
     soxr_in, soxr_out = _held_back_ms(
@@ -377,12 +376,17 @@ def cost_and_soxr(mulaw: bytes, pcm: bytes) -> list[Row]:
         mulaw,
         pcm,
     )
-    soxr_runs = _time_frame_pairs(
-        lambda frame: up.resample_chunk(mulaw_decode(frame)),
-        lambda frame: down.resample_chunk(np.frombuffer(frame, dtype="<i2")),
+    inbound, outbound = InboundConverter(), OutboundConverter()
+    runs, soxr_runs = _time_frame_pairs(
+        [
+            (inbound.convert, outbound.convert),
+            (
+                lambda frame: up.resample_chunk(mulaw_decode(frame)),
+                lambda frame: down.resample_chunk(np.frombuffer(frame, dtype="<i2")),
+            ),
+        ],
         mulaw,
         pcm,
-        TIMING_PAIRS // 4,
     )
     fastest = min(runs)
     return [
