@@ -33,7 +33,7 @@ INBOUND_FRAME = 160  # mu-law bytes per 20 ms at 8 kHz
 OUTBOUND_FRAME = 960  # PCM16 bytes per 20 ms at 24 kHz
 DRIFT_FRAMES = 50_000
 MAX_DELAY_MS = 3.0
-MIN_PESQ = 4.15
+MIN_PESQ = 4.15  # the bar, each direction
 MAX_SPURIOUS_DB = -70.0
 MAX_CPU_US = 25.0
 TIMING_RUNS, TIMING_PAIRS = 25, 2_000  # many short runs, so some land in a quiet spell on a shared host
@@ -255,19 +255,21 @@ def quality(voice: str, in_delay_ms: float, out_delay_ms: float) -> list[Row]:
         8000, reference_8k, mulaw_decode(mulaw_encode(_to_int16(reference_8k))).astype(np.float64), "nb"
     )
     out_bar = min(MIN_PESQ, floor - PESQ_ALLOWED_LOSS) if floor < PESQ_FLOOR_PREMISE else MIN_PESQ
-    label = f"{voice} ({VOICES[voice]})"
+    label = f"{voice} ({VOICES[voice]}), aligned / raw"
     return [
-        _check(f"inbound PESQ-NB, {label}", in_score, ".3f", f">= {MIN_PESQ}", in_score >= MIN_PESQ),
-        Row("  uncompensated for delay", f"{in_raw:.3f}"),
-        _check(
+        Row(
+            f"inbound PESQ-NB, {label}",
+            f"{in_score:.3f} / {in_raw:.3f}",
+            f">= {MIN_PESQ}",
+            in_score >= MIN_PESQ,
+        ),
+        Row(
             f"outbound PESQ-NB, {label}",
-            out_score,
-            ".3f",
-            f">= {out_bar:.3f}" + ("" if out_bar == MIN_PESQ else " (floor-0.04)"),
+            f"{out_score:.3f} / {out_raw:.3f}",
+            f">= {out_bar:.3f}" + ("" if out_bar == MIN_PESQ else " (G.711 floor-0.04)"),
             out_score >= out_bar,
         ),
-        Row("  uncompensated for delay", f"{out_raw:.3f}"),
-        Row("  G.711 floor: reference 8k -> mu-law -> back", f"{floor:.3f}"),
+        Row("  G.711 alone: reference 8k -> mu-law -> back", f"{floor:.3f}"),
     ]
 
 
