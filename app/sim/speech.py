@@ -5,8 +5,9 @@ The output is the reference speech the audio benchmarks score against, so resamp
 high-quality polyphase filter (``scipy.signal.resample_poly``).
 
 espeak-ng carries pitch-flutter state from one utterance to the next, so the same line spoken twice can
-differ by a pitch period or so. The cache hides that within a process, and a process that makes the same
-calls in the same order gets the same audio, which keeps benchmarks reproducible.
+differ by a pitch period or so. The cache hides that within a process, and (with the noise generator
+seeded) a process that makes the same calls in the same order gets the same audio, which keeps benchmarks
+reproducible.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ _POS_CHARACTER = 1
 _CHARS_UTF8 = 0x1
 _END_PAUSE = 0x1000
 _EE_OK = 0
+_NOISE_SEED = 1
 
 _SynthCallback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
 
@@ -74,6 +76,9 @@ class _Espeak:
         if self._lib.espeak_SetVoiceByName(voice.encode()) != _EE_OK:
             raise SpeechError(f"unknown espeak-ng voice {voice!r}")
         encoded = text.encode("utf-8")
+        # espeak-ng seeds its noise generator (breathy voices such as +f3) from the clock; a fixed seed
+        # makes a run reproducible from one process to the next.
+        self._lib.espeak_ng_SetRandSeed(ctypes.c_long(_NOISE_SEED))
         self._chunks = []
         status = self._lib.espeak_Synth(
             encoded, len(encoded) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8 | _END_PAUSE, None, None
