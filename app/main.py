@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -10,13 +11,15 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from openai import AsyncOpenAI
 
 from app.calls.events import CallEventSink
+from app.calls.filler_audio import prepare_filler_audio
 from app.calls.relay import Relay
 from app.functions.booking import booking_tools
 from app.functions.business import make_business_backend
 from app.functions.registry import ToolRegistry
 from app.realtime.session import make_openai_client
 from app.settings import Settings
-from app.twilio import incoming, stream
+from app.twilio import incoming, stream, transfer
+from app.twilio.rest import AsyncTwilioRest
 
 
 def create_app(
@@ -36,13 +39,17 @@ def create_app(
             default_timeout=settings.tool_timeout_seconds,
         )
         openai_client = client or make_openai_client(settings)
-        relay = Relay(settings, client=openai_client, tools=tools, sink=sink)
+        rest = AsyncTwilioRest.from_settings(settings) if settings.twilio_account_sid else None
+        relay = Relay(settings, client=openai_client, tools=tools, sink=sink, rest=rest)
         app.state.relay = relay
+        await asyncio.to_thread(prepare_filler_audio)
         try:
             yield
         finally:
             await relay.shutdown()
             await backend.aclose()
+            if rest is not None:
+                await rest.aclose()
             if client is None:
                 await openai_client.close()
 
@@ -50,6 +57,7 @@ def create_app(
     app.state.settings = settings
     app.include_router(incoming.router)
     app.include_router(stream.router)
+    app.include_router(transfer.router)
 
     @app.get("/healthz")
     async def healthz() -> PlainTextResponse:

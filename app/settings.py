@@ -52,6 +52,24 @@ class Settings(BaseSettings):
     business_name: str = "Bright Smile Dental"
     business_timezone: str = "America/New_York"
     human_transfer_number: str | None = None
+    transfer_ring_seconds: int = Field(default=20, ge=5, le=60)
+    hard_caller_numbers: str = Field(
+        default="", description="Comma-separated caller numbers routed to the full model from the start."
+    )
+
+    # --- Cost and call limits --------------------------------------------------------------------------
+    max_call_seconds: float = Field(default=600.0, gt=30)
+    max_call_warning_seconds: float = Field(default=30.0, ge=0, description="Heads-up before the cap.")
+    idle_prompt_seconds: float = Field(default=8.0, gt=0)
+    idle_hangup_seconds: float = Field(default=20.0, gt=0)
+    goodbye_timeout_seconds: float = Field(
+        default=8.0, gt=0, description="Longest wait for a goodbye (or hand-off line) to finish playing."
+    )
+    model_reconnect_attempts: int = Field(default=4, ge=0, le=10)
+
+    # --- Recording ---------------------------------------------------------------------------------------
+    recording_enabled: bool = False
+    recording_consent: RecordingConsentMode = "auto"
 
     # --- Storage and queues ----------------------------------------------------------------------------
     database_url: str = "sqlite:///./var/voice_agent.db"
@@ -87,7 +105,7 @@ class Settings(BaseSettings):
     )
     max_frame_bytes: int = Field(default=64 * 1024, ge=1024)
     drain_seconds: float = Field(
-        default=280.0, ge=0, description="On SIGTERM, how long live calls may go on (keep under kill_timeout)."
+        default=280.0, ge=0, description="On SIGTERM, how long live calls may go on (under kill_timeout)."
     )
     prompts_dir: Path = Path(__file__).resolve().parent.parent / "prompts"
     log_level: str = "INFO"
@@ -127,6 +145,21 @@ class Settings(BaseSettings):
         if url and not url.startswith(("https://", "http://")):
             raise ValueError("PUBLIC_BASE_URL must be an origin such as https://agent.example.com")
         return self
+
+    @model_validator(mode="after")
+    def _recording_needs_consent(self) -> Settings:
+        if self.recording_enabled and self.recording_consent == "never":
+            raise ValueError(
+                "RECORDING_CONSENT=never is refused while RECORDING_ENABLED is on: callers in two-party "
+                "consent states must hear the recording notice (use auto or always)"
+            )
+        if self.idle_hangup_seconds <= self.idle_prompt_seconds:
+            raise ValueError("IDLE_HANGUP_SECONDS must be longer than IDLE_PROMPT_SECONDS")
+        return self
+
+    def hard_callers(self) -> frozenset[str]:
+        """Caller numbers routed to the full model."""
+        return frozenset(n.strip() for n in self.hard_caller_numbers.split(",") if n.strip())
 
     # --- Derived values --------------------------------------------------------------------------------
     def stream_url(self, fallback_origin: str) -> str:

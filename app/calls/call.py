@@ -3,7 +3,8 @@
 The call knows neither wire format in detail: the Twilio edge hands it parsed frames and an output to write
 frames to; the model edge is a `RealtimeLink` of JSON events. The call owns the session's lifetime (opened at
 the webhook, before the stream exists, so the greeting is generated while Twilio connects), barge-in, playback
-accounting, tool dispatch and the transcript.
+accounting and the transcript. Its helpers live beside it: `model_runner` (connect, reconnect),
+`tool_runner` (tools and fillers), `control` (hang-up, transfer, fail-over) and `limits` (cap, idle).
 """
 
 from __future__ import annotations
@@ -12,28 +13,35 @@ import asyncio
 import base64
 import contextlib
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from openai import AsyncOpenAI
 
-from app.calls.events import CallEnded, CallEventSink, CallHeartbeat, CallStarted, ToolInvocation
+from app.calls import model_runner, tool_runner
+from app.calls.caller import CallerInfo
+from app.calls.consent import NOTICE, decide_consent
+from app.calls.control import CallControl
+from app.calls.events import CallEnded, CallEvent, CallEventSink, CallHeartbeat, CallStarted
+from app.calls.limits import IdleClock, watch_limits
 from app.calls.playback import PlaybackTracker
 from app.calls.prompts import Prompts
 from app.calls.responses import ResponseGate, ResponseRequest
 from app.calls.tasks import TaskOwner
 from app.calls.transcript import Transcript
-from app.functions.registry import ToolContext, ToolRegistry
+from app.functions.call_control import CONTROL_TOOLS
+from app.functions.registry import ToolRegistry
 from app.lib.audio import InboundConverter, OutboundConverter
 from app.logs import get_logger
-from app.realtime.session import BYTES_PER_MS, LinkClosed, RealtimeLink, session_config
+from app.realtime.session import BYTES_PER_MS, LinkClosed, RealtimeLink
 from app.settings import Settings
 from app.twilio import messages as tw
+from app.twilio.rest import AsyncTwilioRest
 
 log = get_logger(__name__)
 
 INBOUND_BUFFER_FRAMES = 150  # 3 s of caller audio held while the model socket is still opening
+SEGMENT_SEQ_STRIDE = 1000  # transcript seq numbers of a call's later segments (after a failed transfer)
 
 
 class TwilioOutput(Protocol):
@@ -42,14 +50,6 @@ class TwilioOutput(Protocol):
     async def send_text(self, text: str) -> None: ...
 
     async def close(self, code: int = 1000) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class CallerInfo:
-    call_sid: str
-    from_number: str | None = None
-    to_number: str | None = None
-    caller_state: str | None = None
 
 
 @dataclass(slots=True)
@@ -76,58 +76,89 @@ class Call:
         tools: ToolRegistry,
         sink: CallEventSink,
         prompts: Prompts,
-        model: str | None = None,
+        model: str,
+        rest: AsyncTwilioRest | None = None,
+        history: list[str] | None = None,
     ) -> None:
         self.caller = caller
         self.sid = caller.call_sid
         self.settings = settings
-        self.model = model or settings.realtime_model
-        self._client = client
-        self._tools = tools
+        self.model = model
+        self.client = client
+        self.tools = tools
+        self.prompts = prompts
+        self.history = history or []
         self._sink = sink
-        self._prompts = prompts
         self._format = settings.realtime_audio_format
         self.tasks = TaskOwner(f"call:{self.sid[-6:]}")
         self.link: RealtimeLink | None = None
-        self.gate = ResponseGate(self._send_model_text)
+        self.gate = ResponseGate(self.send_model_text)
         self.playback = PlaybackTracker()
-        self.transcript = Transcript(self.sid, sink)
+        self.transcript = Transcript(self.sid, self, seq_base=(caller.segment - 1) * SEGMENT_SEQ_STRIDE)
         self.timings = CallTimings(prepared_at=time.perf_counter())
+        self.control = CallControl(self, rest)
+        self.idle = IdleClock()
+        self.consent = decide_consent(
+            settings.recording_consent, caller.caller_state, recording_enabled=settings.recording_enabled
+        )
         self.twilio: TwilioOutput | None = None
         self.stream_sid: str | None = None
+        self.attached_event = asyncio.Event()
         self.ended = asyncio.Event()
         self.end_reason: str | None = None
         self.session_id: str | None = None
-        self._model_ready = asyncio.Event()
+        self.model_ready = asyncio.Event()
+        self.greeting: ResponseRequest | None = None
+        self.drained = asyncio.Event()
+        self.drained.set()
+        self.model_items: set[str] = set()
+        self.dropped_items: set[str] = set()
+        self.dropped_responses: set[str] = set()
+        self.responses_with_audio: set[str] = set()
+        self.tool_calls_running = 0
+        self.tool_seq = 0
+        self.tool_log: list[str] = []
+        self.fatal_model_error: str | None = None
+        self.usage: dict[str, int] = {}
         self._pending_out: list[tuple[str, str, int]] = []
         self._pending_in: list[str] = []
         self._inbound = InboundConverter() if self._format == "pcm16" else None
         self._outbound = OutboundConverter() if self._format == "pcm16" else None
-        self._dropped_responses: set[str] = set()
-        self._dropped_items: set[str] = set()
-        self._tool_calls_running = 0
-        self._tool_seq = 0
-        self._usage: dict[str, int] = {}
         self._audio_in_bytes = 0
         self._audio_out_bytes = 0
         self._caller_speech_started_at: float | None = None
-        self._log = log.bind(call_sid=self.sid)
+        self.log = log.bind(call_sid=self.sid)
 
     # --- lifecycle -------------------------------------------------------------------------------------
+    def emit(self, event: CallEvent) -> None:
+        """Hand an event to the sink (never blocks, never raises)."""
+        self._sink.emit(event)
+
+    def tools_schemas(self) -> list[dict[str, Any]]:
+        """Business tools plus the call-control tools."""
+        return self.tools.schemas() + CONTROL_TOOLS
+
     def start(self) -> None:
         """Open the model session now; returns at once."""
-        self.tasks.spawn(self._run_model(), "model")
+        self.tasks.spawn(model_runner.run_model(self), "model")
 
     @property
     def attached(self) -> bool:
         return self.twilio is not None
+
+    def greeting_instructions(self) -> str:
+        """Greeting (with the recording notice where required), or the resume line after a hand-off."""
+        if self.caller.resume:
+            return self.prompts.resume_instructions(self.caller.resume)
+        return self.prompts.greeting_instructions(NOTICE if self.consent.notice_required else "")
 
     async def attach(self, twilio: TwilioOutput, stream_sid: str) -> None:
         """The caller's stream started: flush the greeting audio generated so far."""
         self.twilio = twilio
         self.stream_sid = stream_sid
         self.timings.stream_started_at = time.perf_counter()
-        self._sink.emit(
+        self.attached_event.set()
+        self.emit(
             CallStarted(
                 call_sid=self.sid,
                 from_number=self.caller.from_number,
@@ -138,6 +169,8 @@ class Call:
             )
         )
         self.tasks.spawn(self._heartbeat(), "heartbeat")
+        self.tasks.spawn(watch_limits(self), "limits")
+        self.tasks.spawn(self.control.after_greeting(), "consent")
         # Keep each frame queued until it is sent, so deltas arriving meanwhile queue behind it in order.
         while self._pending_out:
             item_id, payload, nbytes = self._pending_out[0]
@@ -150,76 +183,77 @@ class Call:
         if self.ended.is_set():
             return
         self.ended.set()
-        self.end_reason = reason
+        self.end_reason = self.control.end_reason or reason
         self.gate.drop_queued()
         now = time.monotonic()
         self.transcript.finish(lambda item: self.playback.heard_ms(item, now))
         if self.attached:
-            self._sink.emit(
+            self.control.record_consent_if_pending()
+            self.emit(
                 CallEnded(
                     call_sid=self.sid,
                     ended_at=time.time(),
-                    end_reason=reason,
+                    end_reason=self.end_reason,
                     audio_in_seconds=self._audio_in_bytes / 8000,
                     audio_out_seconds=self._audio_out_bytes / 8000,
-                    usage=dict(self._usage),
+                    usage=dict(self.usage),
                 )
             )
         if self.link is not None:
             await self.link.close()
         await self.tasks.cancel_all()
-        self._log.info("call_ended", reason=reason, attached=self.attached)
+        self.log.info("call_ended", reason=self.end_reason, attached=self.attached)
+
+    async def hang_up_stream(self, code: int = 1000) -> None:
+        """Close the media stream; with nothing after `<Connect>`, Twilio then ends the call."""
+        if self.twilio is not None:
+            await self.twilio.close(code)
 
     # --- the model side --------------------------------------------------------------------------------
-    async def _run_model(self) -> None:
-        try:
-            self.link = await RealtimeLink.open(self._client, self.model)
-            config = session_config(
-                self.settings, instructions=self._prompts.instructions, tools=self._tools.schemas()
-            )
-            await self.link.send_json({"type": "session.update", "session": config})
-            greeting = {"instructions": self._prompts.greeting_instructions()}
-            await self.gate.request(ResponseRequest(greeting, purpose="greeting"))
-            self.timings.model_ready_at = time.perf_counter()
-            self._model_ready.set()
-            await self._flush_pending_in()
-            while True:
-                await self._on_model_event(await self.link.receive())
-        except LinkClosed as exc:
-            await self._on_model_lost(exc.code, exc.reason)
-        except OSError as exc:
-            await self._on_model_lost(None, type(exc).__name__)
-        except Exception as exc:
-            if isinstance(exc, asyncio.CancelledError):
-                raise
-            self._log.exception("model_failed", error=type(exc).__name__)
-            await self._on_model_lost(None, type(exc).__name__)
-
-    async def _on_model_lost(self, code: int | None, reason: str) -> None:
-        if self.ended.is_set():
-            return
-        self._log.warning("model_socket_lost", code=code, reason=reason[:80])
-        twilio = self.twilio
-        await self.end("failed")
-        if twilio is not None:
-            await twilio.close(1011)
-
-    async def _send_model_text(self, text: str) -> None:
+    async def send_model_text(self, text: str) -> None:
         if self.link is None:
             raise LinkClosed(None, "not connected")
         await self.link.send_text(text)
 
-    async def _on_model_event(self, event: dict[str, Any]) -> None:
+    async def send_model_json(self, event: dict[str, Any]) -> None:
+        """Send an event; on a closed socket the model task sees the loss and handles it."""
+        if self.link is not None:
+            with contextlib.suppress(LinkClosed):
+                await self.link.send_json(event)
+
+    async def say(self, instructions: str, purpose: str) -> ResponseRequest:
+        """Have the agent speak (per-response instructions); returns the queued request."""
+        return await self.gate.request(ResponseRequest({"instructions": instructions}, purpose=purpose))
+
+    async def wait_heard(self, request: ResponseRequest | None, timeout: float) -> bool:
+        """Until `request` is done (or, with None, every response) and its audio has played."""
+        try:
+            async with asyncio.timeout(timeout):
+                if request is None:
+                    await self.gate.wait_idle()
+                else:
+                    await request.finished.wait()
+                await asyncio.sleep(0)  # let the last delta of the response reach playback
+                await self.drained.wait()
+                return True
+        except TimeoutError:
+            return False
+
+    async def on_model_event(self, event: dict[str, Any]) -> None:
         kind = event["type"]
         if kind == "response.output_audio.delta":
             await self._on_audio_delta(event)
         elif kind == "response.output_audio_transcript.delta":
-            if event.get("item_id") not in self._dropped_items:
+            if event.get("item_id") not in self.dropped_items:
                 self.transcript.agent_text(str(event.get("item_id")), str(event.get("delta", "")))
         elif kind == "input_audio_buffer.speech_started":
+            self.idle.caller_active(speaking=True)
             await self.barge_in()
+        elif kind == "input_audio_buffer.speech_stopped":
+            self.idle.caller_active(speaking=False)
         elif kind == "response.created":
             self.gate.on_created(str(event["response"]["id"]))
+            self.idle.agent_replying(self.gate.active_purpose)
         elif kind == "response.done":
             await self._on_response_done(event["response"])
         elif kind == "response.output_item.done":
@@ -230,6 +264,7 @@ class Call:
             self.transcript.agent_text_done(str(event.get("item_id")), str(event.get("transcript", "")))
         elif kind == "conversation.item.input_audio_transcription.completed":
             self.transcript.caller_said(str(event.get("transcript", "")), self._caller_speech_started_at)
+            self.control.screen_caller_words(str(event.get("transcript", "")))
         elif kind == "error":
             await self._on_model_error(event.get("error") or {})
         elif kind == "session.created":
@@ -239,17 +274,19 @@ class Call:
         code = error.get("code")
         if code == "conversation_already_has_active_response":
             await self.gate.on_race_error()
+        elif code in model_runner.FATAL_ERROR_CODES:
+            model_runner.mark_fatal(self, str(code))
         elif code != "response_cancel_not_active":
-            self._log.warning("model_error", code=code, type=error.get("type"))
+            self.log.warning("model_error", code=code, type=error.get("type"))
 
     async def _on_response_done(self, response: dict[str, Any]) -> None:
         usage = response.get("usage") or {}
         for key in ("input_tokens", "output_tokens", "total_tokens"):
             if isinstance(usage.get(key), int):
-                self._usage[key] = self._usage.get(key, 0) + usage[key]
+                self.usage[key] = self.usage.get(key, 0) + usage[key]
         if response.get("status") == "failed":
             details = response.get("status_details") or {}
-            self._log.warning("response_failed", error=(details.get("error") or {}).get("code"))
+            self.log.warning("response_failed", error=(details.get("error") or {}).get("code"))
         await self.gate.on_done(str(response.get("id")))
 
     async def _on_output_item_done(self, item: dict[str, Any]) -> None:
@@ -257,13 +294,11 @@ class Call:
         if item.get("type") == "function_call":
             # Only a completed call runs; one cut short by barge-in is skipped.
             if item.get("status") == "completed":
-                self._tool_calls_running += 1
-                self.tasks.spawn(
-                    self._run_tool(str(item["call_id"]), str(item["name"]), str(item.get("arguments", ""))),
-                    "tool",
+                tool_runner.dispatch(
+                    self, str(item["call_id"]), str(item["name"]), str(item.get("arguments"))
                 )
             return
-        if item_id in self._dropped_items:
+        if item_id in self.dropped_items:
             return
         self.transcript.agent_generated(item_id)
         queued = any(pending[0] == item_id for pending in self._pending_out)
@@ -273,34 +308,38 @@ class Call:
     # --- agent audio -----------------------------------------------------------------------------------
     async def _on_audio_delta(self, event: dict[str, Any]) -> None:
         item_id = str(event.get("item_id"))
-        if item_id in self._dropped_items or event.get("response_id") in self._dropped_responses:
+        if item_id in self.dropped_items or event.get("response_id") in self.dropped_responses:
             return  # a late delta of an interrupted reply must not refill Twilio's buffer (trap 5)
         delta = event.get("delta")
         if not isinstance(delta, str) or not delta:
             return
         if self.timings.first_delta_at is None:
             self.timings.first_delta_at = time.perf_counter()
+        self.model_items.add(item_id)
+        self.responses_with_audio.add(str(event.get("response_id")))
         if self._outbound is None:
             nbytes = tw.base64_decoded_length(delta)
             self.transcript.agent_audio(item_id, nbytes // BYTES_PER_MS["pcmu"])
-            await self._play(item_id, delta, nbytes)
+            await self.play(item_id, delta, nbytes)
             return
         pcm = base64.b64decode(delta)
         self.transcript.agent_audio(item_id, len(pcm) // BYTES_PER_MS["pcm16"])
         mulaw = self._outbound.convert(pcm)
         if mulaw:
-            await self._play(item_id, base64.b64encode(mulaw).decode(), len(mulaw))
+            await self.play(item_id, base64.b64encode(mulaw).decode(), len(mulaw))
 
     async def _flush_outbound(self, item_id: str) -> None:
-        if self._outbound is not None and item_id not in self._dropped_items:
+        if self._outbound is not None and item_id not in self.dropped_items:
             tail = self._outbound.flush()
             if tail:
-                await self._play(item_id, base64.b64encode(tail).decode(), len(tail))
+                await self.play(item_id, base64.b64encode(tail).decode(), len(tail))
 
-    async def _play(self, item_id: str, payload_b64: str, nbytes: int) -> None:
+    async def play(self, item_id: str, payload_b64: str, nbytes: int) -> None:
+        """Send agent audio to the caller (held until the stream has a streamSid, trap 15)."""
+        self.drained.clear()
         twilio, stream_sid = self.twilio, self.stream_sid
         if twilio is None or stream_sid is None or self._pending_out:
-            self._pending_out.append((item_id, payload_b64, nbytes))  # no streamSid yet (trap 15)
+            self._pending_out.append((item_id, payload_b64, nbytes))
             return
         await self._send_audio(twilio, stream_sid, item_id, payload_b64, nbytes)
 
@@ -313,6 +352,11 @@ class Call:
         self._audio_out_bytes += nbytes
         await twilio.send_text(tw.media_message(stream_sid, payload_b64))
         await twilio.send_text(tw.mark_message(stream_sid, mark))
+
+    def _update_drained(self) -> None:
+        if not self.playback.is_playing and not self._pending_out:
+            self.drained.set()
+            self.idle.agent_quiet()
 
     # --- barge-in --------------------------------------------------------------------------------------
     async def barge_in(self) -> None:
@@ -329,35 +373,31 @@ class Call:
             self.timings.last_barge_in_ms = (time.perf_counter() - started) * 1000
             self.playback.on_clear(now)
             for pending_item, _, _ in self._pending_out:
-                self._dropped_items.add(pending_item)
+                self.dropped_items.add(pending_item)
             self._pending_out.clear()
             if self._outbound is not None:
                 self._outbound.reset()
             for pending_item in self.transcript.pending_agent_items():
                 if pending_item != item_id:
-                    self._dropped_items.add(pending_item)
+                    self.dropped_items.add(pending_item)
                     self.transcript.agent_discarded(pending_item)
             if item_id is not None:
-                self._dropped_items.add(item_id)
+                self.dropped_items.add(item_id)
                 self.transcript.agent_interrupted(item_id, heard_ms)
-                if sent_ms > 0:
+                if sent_ms > 0 and item_id in self.model_items:
                     truncate = {
                         "type": "conversation.item.truncate",
                         "item_id": item_id,
                         "content_index": 0,
                         "audio_end_ms": min(heard_ms, sent_ms),
                     }
-                    await self._send_model_json(truncate)
-            self._log.info("barge_in", heard_ms=heard_ms, sent_ms=sent_ms)
+                    await self.send_model_json(truncate)
+            self._update_drained()
+            self.log.info("barge_in", heard_ms=heard_ms, sent_ms=sent_ms)
         cancelled = await self.gate.cancel_active() if self.link is not None else None
         if cancelled is not None:
-            self._dropped_responses.add(cancelled)
-
-    async def _send_model_json(self, event: dict[str, Any]) -> None:
-        if self.link is not None:
-            # On a closed socket the model task sees the loss and ends the call.
-            with contextlib.suppress(LinkClosed):
-                await self.link.send_json(event)
+            self.dropped_responses.add(cancelled)
+        self.control.on_barge_in()
 
     # --- caller side -----------------------------------------------------------------------------------
     async def on_media(self, media: tw.Media) -> None:
@@ -368,9 +408,9 @@ class Call:
         else:
             pcm = self._inbound.convert(base64.b64decode(media.payload_b64))
             payload = base64.b64encode(pcm).decode()
-        if not self._model_ready.is_set() or self._pending_in:
+        if not self.model_ready.is_set() or self._pending_in:
             if len(self._pending_in) >= INBOUND_BUFFER_FRAMES:
-                self._pending_in.pop(1 if self._model_ready.is_set() else 0)
+                self._pending_in.pop(1 if self.model_ready.is_set() else 0)
             self._pending_in.append(payload)
             return
         await self._append_audio(payload)
@@ -381,7 +421,8 @@ class Call:
         with contextlib.suppress(LinkClosed):
             await self.link.send_text(f'{{"type":"input_audio_buffer.append","audio":"{payload_b64}"}}')
 
-    async def _flush_pending_in(self) -> None:
+    async def flush_pending_in(self) -> None:
+        """Send the caller audio held while the model socket was opening."""
         while self._pending_in:
             await self._append_audio(self._pending_in[0])
             if self._pending_in:
@@ -392,55 +433,24 @@ class Call:
         mark = self.playback.on_mark(name, time.monotonic())
         if mark is not None and self.playback.last_mark_for(mark.item_id) is None:
             self.transcript.agent_played(mark.item_id)
+        self._update_drained()
 
     async def on_dtmf(self, digit: str) -> None:
-        """A keypress reaches the model as caller input."""
+        """A keypress: `0` reaches a person; any other digit reaches the model as caller input."""
+        self.idle.caller_active(speaking=False)
+        if digit == "0":
+            self.tasks.spawn(self.control.transfer_on_request("pressed_zero"), "transfer")
+            return
         item = {
             "type": "message",
             "role": "user",
             "content": [{"type": "input_text", "text": f"[The caller pressed the {digit} key]"}],
         }
-        await self._send_model_json({"type": "conversation.item.create", "item": item})
+        await self.send_model_json({"type": "conversation.item.create", "item": item})
         await self.gate.request(ResponseRequest(purpose="dtmf"))
-
-    # --- tools -----------------------------------------------------------------------------------------
-    async def _run_tool(self, call_id: str, name: str, arguments: str) -> None:
-        filler = self.tasks.spawn(self._filler_after(self.settings.tool_filler_after_seconds), "filler")
-        context = ToolContext(call_sid=self.sid, caller_number=self.caller.from_number)
-        try:
-            outcome = await self._tools.invoke(name, arguments, context)
-        finally:
-            filler.cancel()
-            self._tool_calls_running -= 1
-        self._tool_seq += 1
-        self._sink.emit(
-            ToolInvocation(
-                call_sid=self.sid,
-                seq=self._tool_seq,
-                name=name,
-                arguments=outcome.arguments,
-                result=outcome.output,
-                ok=outcome.ok,
-                latency_ms=round(outcome.latency_ms, 1),
-            )
-        )
-        output = {"type": "function_call_output", "call_id": call_id, "output": outcome.output_json()}
-        await self._send_model_json({"type": "conversation.item.create", "item": output})
-        if self._tool_calls_running == 0:
-            await self.gate.request(ResponseRequest(supersedable=True, purpose="tool_result"))
-
-    async def _filler_after(self, delay: float) -> None:
-        """If a tool is still working after `delay`, say so rather than leave the caller in silence."""
-        await asyncio.sleep(delay)
-        if self._tool_calls_running and not self.playback.is_playing and not self.gate.busy:
-            request = {"conversation": "none", "instructions": self._prompts.filler_instructions}
-            await self.gate.request(ResponseRequest(request, purpose="filler"))
 
     # --- bookkeeping -----------------------------------------------------------------------------------
     async def _heartbeat(self) -> None:
         while True:
-            self._sink.emit(CallHeartbeat(call_sid=self.sid, at=time.time()))
+            self.emit(CallHeartbeat(call_sid=self.sid, at=time.time()))
             await asyncio.sleep(self.settings.heartbeat_seconds)
-
-
-CallFactory = Callable[[CallerInfo], Call]

@@ -1,12 +1,21 @@
-"""The agent's words that live in `prompts/`: system instructions, greeting, filler line."""
+"""The agent's words that live in `prompts/`: system instructions, greeting, filler and call-control lines."""
 
 from __future__ import annotations
 
 import datetime as dt
+import tomllib
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from app.settings import Settings
+
+RESUME_OUTCOMES = {
+    "transfer_busy": "the line was busy",
+    "transfer_no-answer": "nobody answered",
+    "transfer_failed": "the call could not be placed",
+    "transfer_canceled": "the call was cancelled",
+    "transfer_declined": "the person could not take the call",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,15 +23,29 @@ class Prompts:
     instructions: str
     greeting: str
     filler_instructions: str
+    lines: dict[str, str]
+    resume_template: str
 
     def greeting_instructions(self, preface: str = "") -> str:
         """Per-response instructions that make the model say the greeting, word for word."""
         words = f"{preface} {self.greeting}".strip()
         return f'Greet the caller now. Say exactly this and nothing else: "{words}"'
 
+    def resume_instructions(self, resume: str) -> str:
+        """The first thing said when a caller comes back from a failed hand-off."""
+        outcome = RESUME_OUTCOMES.get(resume, "it did not go through")
+        return self.resume_template.format(outcome=outcome)
+
+    def line(self, name: str) -> str:
+        return self.lines[name]
+
+    @property
+    def reconnected(self) -> str:
+        return self.lines["reconnected"]
+
 
 def load_prompts(settings: Settings, *, today: dt.date | None = None) -> Prompts:
-    """Read and fill the prompt files for one call."""
+    """Read and fill the prompt files for one day (blocking file reads: call once, off the audio path)."""
     zone = ZoneInfo(settings.business_timezone)
     day = today or dt.datetime.now(zone).date()
     values = {
@@ -31,8 +54,12 @@ def load_prompts(settings: Settings, *, today: dt.date | None = None) -> Prompts
         "timezone": settings.business_timezone,
     }
     folder = settings.prompts_dir
+    lines = tomllib.loads((folder / "lines.toml").read_text(encoding="utf-8"))
+    resume = lines.pop("resume")
     return Prompts(
         instructions=(folder / "system.md").read_text(encoding="utf-8").format(**values).strip(),
         greeting=(folder / "greeting.md").read_text(encoding="utf-8").format(**values).strip(),
         filler_instructions=(folder / "filler.md").read_text(encoding="utf-8").strip(),
+        lines={key: str(value) for key, value in lines.items()},
+        resume_template=str(resume["instructions"]),
     )

@@ -10,17 +10,23 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 from zoneinfo import ZoneInfo
 
 from openai import AsyncOpenAI
 
-from app.calls.call import Call, CallerInfo
+from app.calls.call import Call
+from app.calls.caller import CallerInfo
 from app.calls.events import CallEventSink
 from app.calls.prompts import Prompts, load_prompts
+from app.calls.routing import choose_model
 from app.calls.tasks import TaskOwner
 from app.functions.registry import ToolRegistry
 from app.logs import get_logger
 from app.settings import Settings
+from app.twilio.rest import AsyncTwilioRest
+
+HISTORY_TTL_SECONDS = 900  # how long a transferred call's conversation is kept for its way back
 
 log = get_logger(__name__)
 
@@ -29,13 +35,21 @@ class Relay:
     """The calls of one relay process."""
 
     def __init__(
-        self, settings: Settings, *, client: AsyncOpenAI, tools: ToolRegistry, sink: CallEventSink
+        self,
+        settings: Settings,
+        *,
+        client: AsyncOpenAI,
+        tools: ToolRegistry,
+        sink: CallEventSink,
+        rest: AsyncTwilioRest | None = None,
     ) -> None:
         self.settings = settings
         self.client = client
         self.tools = tools
         self.sink = sink
+        self.rest = rest
         self.calls: dict[str, Call] = {}
+        self._histories: dict[str, tuple[float, list[str]]] = {}
         self.tasks = TaskOwner("relay")
         self.draining = False
         self._prompts: tuple[dt.date, Prompts] | None = None
@@ -49,6 +63,9 @@ class Relay:
         return self._prompts[1]
 
     def _new_call(self, caller: CallerInfo) -> Call:
+        now = time.monotonic()
+        self._histories = {k: v for k, v in self._histories.items() if now - v[0] < HISTORY_TTL_SECONDS}
+        _, history = self._histories.pop(caller.call_sid, (now, []))
         call = Call(
             caller,
             settings=self.settings,
@@ -56,6 +73,9 @@ class Relay:
             tools=self.tools,
             sink=self.sink,
             prompts=self.prompts(),
+            model=choose_model(self.settings, caller.from_number, escalated=caller.resume is not None),
+            rest=self.rest,
+            history=history,
         )
         self.calls[caller.call_sid] = call
         call.start()
@@ -65,7 +85,10 @@ class Relay:
         """Open the model session for a ringing call (idempotent: Twilio may retry the webhook)."""
         existing = self.calls.get(caller.call_sid)
         if existing is not None and not existing.ended.is_set():
-            return existing
+            if caller.resume is None or (not existing.attached and existing.caller.resume == caller.resume):
+                return existing
+            # The caller is back from a transfer while the old stream is still closing.
+            self.tasks.spawn(self.finish(existing, "transferred"), "finish-old")
         call = self._new_call(caller)
         self.tasks.spawn(self._expire_if_unclaimed(call), "preopen-ttl")
         return call
@@ -87,6 +110,9 @@ class Relay:
         finally:
             if self.calls.get(call.sid) is call:
                 del self.calls[call.sid]
+            if call.end_reason == "transferred":
+                history = call.history + call.transcript.condensed()
+                self._histories[call.sid] = (time.monotonic(), history)
 
     async def _expire_if_unclaimed(self, call: Call) -> None:
         await asyncio.sleep(self.settings.preopen_ttl_seconds)

@@ -41,11 +41,18 @@ def cut_to_heard(text: str, heard_ms: int, generated_ms: int) -> str:
 class Transcript:
     """Collects and emits the turns of one call."""
 
-    def __init__(self, call_sid: str, sink: CallEventSink, wall: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        call_sid: str,
+        sink: CallEventSink,
+        *,
+        seq_base: int = 0,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
         self._call_sid = call_sid
         self._sink = sink
         self._wall = wall
-        self._seq = 0
+        self._seq = seq_base
         self._agent: dict[str, AgentUtterance] = {}
         self.turns: list[TranscriptTurn] = []
 
@@ -116,6 +123,15 @@ class Transcript:
 
     def is_pending(self, item_id: str) -> bool:
         return item_id in self._agent
+
+    def condensed(self, limit: int = 16, max_chars: int = 300) -> list[str]:
+        """The last turns as short lines, for a new model session to pick up the conversation."""
+        lines = []
+        for turn in self.turns[-limit:]:
+            who = "Caller" if turn.speaker == "caller" else "You"
+            text = turn.text if len(turn.text) <= max_chars else turn.text[:max_chars] + "..."
+            lines.append(f"{who}: {text}{' (cut off)' if turn.interrupted else ''}")
+        return lines
 
     def finish(self, heard_ms: Callable[[str], int]) -> None:
         """Call end: record what was heard of anything still open."""

@@ -10,13 +10,13 @@ from __future__ import annotations
 import re
 
 from fastapi import APIRouter, Request, Response
-from twilio.twiml.voice_response import Connect, VoiceResponse
 
-from app.calls.call import CallerInfo
+from app.calls.caller import CallerInfo
 from app.calls.relay import Relay
 from app.logs import get_logger, mask_number
 from app.settings import Settings
-from app.twilio.signature import is_valid_signature, stream_token
+from app.twilio.signature import is_valid_signature
+from app.twilio.twiml import connect_twiml, stream_parameters
 
 log = get_logger(__name__)
 router = APIRouter()
@@ -31,28 +31,6 @@ def caller_from_form(form: dict[str, str]) -> CallerInfo:
         to_number=form.get("To") or form.get("Called") or None,
         caller_state=(form.get("FromState") or form.get("CallerState") or "").upper() or None,
     )
-
-
-def stream_parameters(auth_token: str, caller: CallerInfo) -> dict[str, str]:
-    """The `<Parameter>`s that come back in `start.customParameters`, with a token binding them."""
-    params = {
-        "callSid": caller.call_sid,
-        "from": caller.from_number or "",
-        "to": caller.to_number or "",
-        "callerState": caller.caller_state or "",
-    }
-    params["token"] = stream_token(auth_token, *params.values())
-    return params
-
-
-def connect_twiml(stream_url: str, params: dict[str, str]) -> str:
-    response = VoiceResponse()
-    connect = Connect()
-    stream = connect.stream(url=stream_url)
-    for name, value in params.items():
-        stream.parameter(name=name, value=value)
-    response.append(connect)
-    return str(response)
 
 
 @router.post("/twilio/incoming")

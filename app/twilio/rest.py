@@ -96,6 +96,27 @@ class TwilioRequests:
     def fetch_call(self, call_sid: str) -> TwilioRequest:
         return TwilioRequest("GET", self._call_path(call_sid))
 
+    def redirect_call(self, call_sid: str, twiml: str) -> TwilioRequest:
+        """Replace the live call's TwiML (a transfer, or the way back to the agent)."""
+        return TwilioRequest("POST", self._call_path(call_sid), {"Twiml": twiml})
+
+    def start_recording(self, call_sid: str, status_callback: str | None = None) -> TwilioRequest:
+        data = {"RecordingChannels": "dual", "RecordingTrack": "both"}
+        if status_callback:
+            data["RecordingStatusCallback"] = status_callback
+        path = f"/{API_VERSION}/Accounts/{self.account_sid}/Calls/{call_sid}/Recordings.json"
+        return TwilioRequest("POST", path, data)
+
+    @staticmethod
+    def recording_sid(response: httpx.Response) -> str | None:
+        """The new recording's sid, or None if the call had already ended."""
+        if response.is_success:
+            body: Any = response.json()
+            return str(body.get("sid")) if isinstance(body, dict) and body.get("sid") else None
+        if _is_gone(response):
+            return None
+        _raise_for(response, "recording start")
+
     @staticmethod
     def completed(response: httpx.Response) -> bool:
         """True if this request ended the call, False if it had already ended."""
@@ -177,6 +198,15 @@ class AsyncTwilioRest:
     async def call_status(self, call_sid: str) -> str | None:
         """The call's Twilio status, or None if Twilio does not know the call."""
         return self.requests.status(await self._send(self.requests.fetch_call(call_sid)))
+
+    async def redirect_call(self, call_sid: str, twiml: str) -> bool:
+        """Run new TwiML on the live call; False if the call had already ended."""
+        return self.requests.completed(await self._send(self.requests.redirect_call(call_sid, twiml)))
+
+    async def start_recording(self, call_sid: str, status_callback: str | None = None) -> str | None:
+        """Start a dual-channel recording; returns its sid, or None if the call had ended."""
+        request = self.requests.start_recording(call_sid, status_callback)
+        return self.requests.recording_sid(await self._send(request))
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -13,12 +13,14 @@ import time
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
-from app.calls.call import Call, CallerInfo
+from app.calls.call import Call
+from app.calls.caller import CallerInfo
 from app.calls.relay import DuplicateStreamError, Relay
 from app.logs import get_logger
 from app.settings import Settings
 from app.twilio import messages as tw
 from app.twilio.signature import is_valid_signature, is_valid_stream_token
+from app.twilio.twiml import bound_values
 
 log = get_logger(__name__)
 router = APIRouter()
@@ -52,11 +54,14 @@ class StreamOutput:
 
 def caller_from_start(start: tw.Start) -> CallerInfo:
     params = start.custom_parameters
+    segment = params.get("segment", "1")
     return CallerInfo(
         call_sid=start.call_sid,
         from_number=params.get("from") or None,
         to_number=params.get("to") or None,
         caller_state=params.get("callerState") or None,
+        resume=params.get("resume") or None,
+        segment=int(segment) if segment.isdigit() else 1,
     )
 
 
@@ -65,8 +70,7 @@ def start_is_bound(auth_token: str, start: tw.Start) -> bool:
     params = start.custom_parameters
     if params.get("callSid") != start.call_sid:
         return False
-    bound = [params.get(key, "") for key in ("callSid", "from", "to", "callerState")]
-    return is_valid_stream_token(auth_token, params.get("token"), *bound)
+    return is_valid_stream_token(auth_token, params.get("token"), *bound_values(params))
 
 
 @router.websocket("/twilio/stream")

@@ -1,0 +1,234 @@
+"""What the agent does to the call itself: hang up, hand off to a person, record, and fail over.
+
+Each action waits until the caller has *heard* the line that announces it (the response is done and its last
+mark has come back, with a timeout, trap 7), and only then acts over Twilio's REST API. REST requests are
+awaited in the action's own task, never on the audio path.
+
+Warm transfer: the caller's call is redirected to `<Dial answerOnBridge><Number url=whisper>`. The caller
+keeps hearing ringing while the person who answers hears a spoken brief (who is calling, why, what was done)
+and presses 1 to take the call. If nobody answers, the line is busy, or the person declines, the caller is
+sent back to the agent (a fresh `<Connect><Stream>`), which apologises and offers to take a message. The
+`<Dial>`+whisper design needs no conference bookkeeping and no shared state between relay instances: every
+step carries what it needs in Twilio's own signed webhooks (see app/twilio/transfer.py).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import TYPE_CHECKING, Any
+
+from app.calls.events import CallNote, ConsentDecision, RecordingStarted
+from app.calls.tool_runner import send_tool_output
+from app.twilio.rest import AsyncTwilioRest, TwilioRestError
+from app.twilio.twiml import apology_twiml, transfer_twiml
+
+if TYPE_CHECKING:
+    from app.calls.call import Call
+
+# Words that mean a medical emergency; a match hands the call to a person at once (belt and braces: the
+# system prompt tells the model the same).
+EMERGENCY_WORDS = re.compile(
+    r"\b(can'?t breathe|cannot breathe|not breathing|chest pain|heart attack|stroke|unconscious|"
+    r"passed out|bleeding (?:a lot|heavily|badly)|overdose|suicid\w*|kill myself|anaphyla\w*)\b",
+    re.IGNORECASE,
+)
+
+
+class CallControl:
+    """Hang-up, transfer, consent and fail-over for one call."""
+
+    def __init__(self, call: Call, rest: AsyncTwilioRest | None) -> None:
+        self.call = call
+        self.rest = rest
+        self.state: str | None = None  # "hanging_up" | "transferring"
+        self.end_reason: str | None = None
+        self._cancelable = False
+        self._consent_recorded = False
+        self.recording_sid: str | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self.state is not None
+
+    # --- tools -----------------------------------------------------------------------------------------
+    async def on_tool(self, call_id: str, name: str, arguments: dict[str, Any]) -> None:
+        if name == "end_call":
+            spoke = self.call.gate.active_id in self.call.responses_with_audio
+            goodbye = None if spoke else self.call.prompts.line("goodbye")  # hung up without a word
+            await self.hang_up("agent_hung_up", goodbye=goodbye, cancelable=True)
+        elif name == "transfer_to_human":
+            reason = str(arguments.get("reason") or "other")
+            summary = str(arguments.get("summary") or "")
+            await self.transfer(reason, summary, call_id=call_id)
+        elif name == "take_message":
+            detail = {
+                k: str(v) for k, v in arguments.items() if k in ("message", "caller_name", "callback_number")
+            }
+            self.call.emit(CallNote(call_sid=self.call.sid, at=time.time(), tag="message", detail=detail))
+            await send_tool_output(self.call, call_id, {"saved": True}, respond=True)
+
+    # --- hang-up ---------------------------------------------------------------------------------------
+    async def hang_up(self, reason: str, *, goodbye: str | None = None, cancelable: bool = False) -> None:
+        """Let the goodbye play to its end, then complete the call over REST."""
+        if self.busy:
+            return
+        self.state = "hanging_up"
+        self._cancelable = cancelable
+        call = self.call
+        await call.gate.wait_idle()
+        request = await call.say(goodbye, "goodbye") if goodbye else None
+        await call.wait_heard(request, call.settings.goodbye_timeout_seconds)
+        if self.state != "hanging_up":
+            return  # the caller spoke over the goodbye: stay on the line
+        self.end_reason = reason
+        call.log.info("hanging_up", reason=reason)
+        await self._complete_call()
+
+    def on_barge_in(self) -> None:
+        if self.state == "hanging_up" and self._cancelable and self.end_reason is None:
+            self.state = None
+            self.call.log.info("hang_up_cancelled_by_caller")
+
+    async def _complete_call(self) -> None:
+        if self.rest is not None:
+            try:
+                await self.rest.complete_call(self.call.sid)
+            except TwilioRestError as exc:
+                self.call.log.warning("rest_complete_failed", status=exc.status, code=exc.code)
+        # Closing the stream ends <Connect>; with no verbs after it Twilio hangs up even if REST failed.
+        await self.call.hang_up_stream()
+
+    # --- transfer --------------------------------------------------------------------------------------
+    async def transfer_on_request(self, why: str) -> None:
+        """The caller asked for a person without the model (pressed 0)."""
+        await self.call.barge_in()  # stop whatever the agent was saying
+        await self.transfer("caller_asked", f"The caller {why.replace('_', ' ')} to reach a person.")
+
+    def screen_caller_words(self, text: str) -> None:
+        """An emergency in the caller's words is handed to a person at once."""
+        if not self.busy and EMERGENCY_WORDS.search(text):
+            summary = "Possible emergency: the caller described an urgent medical situation."
+            self.call.tasks.spawn(self.transfer("emergency", summary), "emergency")
+
+    async def transfer(self, reason: str, summary: str, *, call_id: str | None = None) -> None:
+        """Say the hand-off line, let it be heard, then redirect the call to the person."""
+        call = self.call
+        if self.busy:
+            return
+        emergency = reason == "emergency"
+        if emergency:
+            call.emit(CallNote(call_sid=call.sid, at=time.time(), tag="emergency", detail={}))
+        number = call.settings.human_transfer_number
+        if not number or self.rest is None or not call.settings.public_base_url:
+            call.emit(
+                CallNote(call_sid=call.sid, at=time.time(), tag="transfer_failed", detail={"why": "no_human"})
+            )
+            await self._voice_failure(call_id, "no_human_available", "no_human")
+            return
+        self.state = "transferring"
+        call.emit(
+            CallNote(call_sid=call.sid, at=time.time(), tag="transfer_started", detail={"reason": reason})
+        )
+        model_spoke = call_id is not None and call.gate.active_id in call.responses_with_audio
+        if not model_spoke:
+            if call_id is None:
+                await call.gate.cancel_active()
+            line = call.prompts.line("emergency_handoff" if emergency else "handoff")
+            request = await call.say(line, "handoff")
+            await call.wait_heard(request, call.settings.goodbye_timeout_seconds)
+        else:
+            await call.wait_heard(None, call.settings.goodbye_timeout_seconds)  # the model's own line
+        twiml = transfer_twiml(call.settings, call.caller, number, self._brief(reason, summary))
+        try:
+            redirected = await self.rest.redirect_call(call.sid, twiml)
+        except TwilioRestError as exc:
+            call.log.warning("transfer_rest_failed", status=exc.status, code=exc.code)
+            redirected = False
+        if redirected:
+            self.end_reason = "transferred"
+            call.log.info("transferred", reason=reason)
+            return  # Twilio stops the stream; the stream handler ends the call
+        self.state = None
+        call.emit(CallNote(call_sid=call.sid, at=time.time(), tag="transfer_failed", detail={"why": "rest"}))
+        await self._voice_failure(call_id, "transfer_failed", "transfer_failed")
+
+    async def _voice_failure(self, call_id: str | None, code: str, line: str) -> None:
+        message = "Nobody can take the call right now. Offer to take a message."
+        if call_id is not None:
+            output = {"error": {"code": code, "message": message}}
+            await send_tool_output(self.call, call_id, output, respond=True)
+        else:
+            await self.call.say(self.call.prompts.line(line), line)
+
+    def _brief(self, reason: str, summary: str) -> str:
+        caller = self.call.caller.from_number or "an unknown number"
+        digits = " ".join(caller.lstrip("+")) if caller[:1] == "+" else caller
+        done = "; ".join(self.call.tool_log[-3:])
+        parts = [f"Call from {digits}.", f"Reason: {reason.replace('_', ' ')}.", summary.strip()]
+        if done:
+            parts.append(f"Already done: {done}.")
+        return " ".join(part for part in parts if part)[:600]
+
+    # --- model unavailable -----------------------------------------------------------------------------
+    async def fail_over(self) -> None:
+        """The model is gone for good: hand the caller to a person, or apologise and hang up cleanly."""
+        call = self.call
+        if self.busy:
+            return
+        self.state = "transferring"
+        number = call.settings.human_transfer_number
+        self.end_reason = "failed"
+        if self.rest is not None:
+            try:
+                if await self.rest.redirect_call(call.sid, apology_twiml(call.settings, number)):
+                    self.end_reason = "transferred" if number else "failed"
+                    return
+            except TwilioRestError as exc:
+                call.log.warning("fail_over_rest_failed", status=exc.status, code=exc.code)
+        await call.hang_up_stream(1011)
+
+    # --- consent and recording -------------------------------------------------------------------------
+    async def after_greeting(self) -> None:
+        """Record the consent decision once the notice was heard, then start recording if enabled."""
+        call = self.call
+        consent = call.consent
+        heard_at: float | None = None
+        if consent.notice_required:
+            await call.model_ready.wait()
+            if not await call.wait_heard(call.greeting, timeout=30) or call.greeting is None:
+                return  # never heard: `record_consent_if_pending` notes it at the end, and nothing records
+            heard_at = time.time()
+        self._record_consent(heard_at)
+        if call.settings.recording_enabled and self.rest is not None:
+            try:
+                self.recording_sid = await self.rest.start_recording(call.sid)
+            except TwilioRestError as exc:
+                call.log.warning("recording_start_failed", status=exc.status, code=exc.code)
+                return
+            if self.recording_sid:
+                call.emit(
+                    RecordingStarted(
+                        call_sid=call.sid, recording_sid=self.recording_sid, started_at=time.time()
+                    )
+                )
+
+    def _record_consent(self, heard_at: float | None) -> None:
+        if self._consent_recorded:
+            return
+        self._consent_recorded = True
+        call = self.call
+        call.emit(
+            ConsentDecision(
+                call_sid=call.sid,
+                mode=call.settings.recording_consent,
+                caller_state=call.caller.caller_state,
+                notice_required=call.consent.notice_required,
+                reason=call.consent.reason,
+                notice_played_at=heard_at,
+            )
+        )
+
+    def record_consent_if_pending(self) -> None:
+        """At the end of a call whose notice never played: keep the decision, with no play time."""
+        self._record_consent(None)
