@@ -7,8 +7,8 @@ No loss, no harm from duplicates (see shared OPS.md part 1):
 - late acks + reject-on-worker-lost: a task whose process dies (SIGKILL, OOM) is redelivered; every task is
   idempotent per (call, effect), so running twice does no harm.
 - prefetch 1: a worker holds one message per process, so a dead worker strands at most that many.
-- soft/hard time limits below the visibility timeout, which is above the longest task plus the longest retry
-  backoff, so a slow task is never handed to a second worker while the first still runs it.
+- soft/hard time limits below the visibility timeout (15 min), which is above the longest task plus the
+  longest retry backoff, so a slow task is never handed to a second worker while the first still runs it.
 - retries with exponential backoff and jitter for transient errors; a task that exhausts them is written
   to `failed_tasks` (workers/tasks.py), since Redis has no dead-letter queue.
 - no result backend: our tables are the record of what happened.
@@ -28,7 +28,10 @@ from workers.embedded_queue import register_transport
 Role = Literal["worker", "publisher"]
 
 QUEUE = "voice_agent"
-DEFAULT_VISIBILITY_TIMEOUT_SECONDS = 3600.0
+# Above the longest task (hard limit 180 s) plus the longest retry countdown (300 s) with a wide margin,
+# and short enough that a task stranded on a dead machine is redelivered within a quarter of an hour.
+DEFAULT_VISIBILITY_TIMEOUT_SECONDS = 900.0
+UNACKED_RESTORE_INTERVAL_SECONDS = 30
 RETRY_BACKOFF_MAX_SECONDS = 300
 HARD_TIME_LIMIT_SECONDS = 180
 SOFT_TIME_LIMIT_SECONDS = 150
@@ -50,6 +53,9 @@ def broker_settings(settings: Settings, role: Role, visibility_timeout: float) -
             "retry_on_timeout": not publisher,
             "socket_keepalive": True,
             "health_check_interval": 25,
+            # kombu scans for stranded messages only every interval x throttle (100 s x ... by default).
+            "unacked_restore_interval": UNACKED_RESTORE_INTERVAL_SECONDS,
+            "unacked_restore_throttle": 1,
         }
         return {
             "broker_url": settings.redis_url,

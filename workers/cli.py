@@ -176,7 +176,7 @@ def register(subparsers: Any) -> None:
     worker.add_argument(
         "--visibility-timeout",
         type=float,
-        default=3600.0,
+        default=900.0,
         help="seconds before an unacknowledged task is redelivered; keep above the longest task + backoff",
     )
     worker.set_defaults(handler=run_worker)
