@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     )
 
     # --- Cost and call limits --------------------------------------------------------------------------
-    max_call_seconds: float = Field(default=600.0, gt=30)
+    max_call_seconds: float = Field(default=600.0, ge=10)
     max_call_warning_seconds: float = Field(default=30.0, ge=0, description="Heads-up before the cap.")
     idle_prompt_seconds: float = Field(default=8.0, gt=0)
     idle_hangup_seconds: float = Field(default=20.0, gt=0)

@@ -140,15 +140,16 @@ class CallControl:
         else:
             await call.wait_heard(None, call.settings.goodbye_timeout_seconds)  # the model's own line
         twiml = transfer_twiml(call.settings, call.caller, number, self._brief(reason, summary))
+        self.end_reason = "transferred"  # Twilio may stop the stream before the REST answer arrives
         try:
             redirected = await self.rest.redirect_call(call.sid, twiml)
         except TwilioRestError as exc:
             call.log.warning("transfer_rest_failed", status=exc.status, code=exc.code)
             redirected = False
         if redirected:
-            self.end_reason = "transferred"
             call.log.info("transferred", reason=reason)
             return  # Twilio stops the stream; the stream handler ends the call
+        self.end_reason = None
         self.state = None
         call.emit(CallNote(call_sid=call.sid, at=time.time(), tag="transfer_failed", detail={"why": "rest"}))
         await self._voice_failure(call_id, "transfer_failed", "transfer_failed")

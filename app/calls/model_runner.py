@@ -93,6 +93,7 @@ async def run_model(call: Call) -> None:
             return
         except (LinkClosed, OSError, InvalidStatus, TimeoutError) as exc:
             code = getattr(exc, "code", None)
+            await _read_last_errors(call)
             if call.fatal_model_error is not None:
                 await _give_up(call, call.fatal_model_error)
                 return
@@ -114,6 +115,21 @@ async def run_model(call: Call) -> None:
         await asyncio.sleep(BACKOFF_SECONDS[min(attempt, len(BACKOFF_SECONDS) - 1)])
         attempt += 1
         resumed = True
+
+
+async def _read_last_errors(call: Call) -> None:
+    """A closed socket may still hold the `error` that explains the close (e.g. a bad key); read it."""
+    link = call.link
+    if link is None:
+        return
+    try:
+        async with asyncio.timeout(0.5):
+            while True:
+                event = await link.receive()
+                if event["type"] == "error":
+                    await call.on_model_event(event)
+    except (LinkClosed, OSError, TimeoutError):
+        pass
 
 
 async def _give_up(call: Call, why: str) -> None:

@@ -23,6 +23,7 @@ from app.settings import Settings, load_settings
 from app.sim.realtime_script import SimTurn
 from app.sim.realtime_server import RealtimeSimulator
 from app.sim.twilio_caller import SimulatedCaller
+from app.sim.twilio_rest import SimulatedTwilioRest
 
 PUBLIC_BASE_URL = "https://relay.example.test"
 
@@ -37,15 +38,20 @@ class LocalStack:
     relay: Relay
     sink: CallEventSink
     server: uvicorn.Server
+    rest: SimulatedTwilioRest | None = None
 
     def caller(self, **kwargs: Any) -> SimulatedCaller:
-        """A simulated caller dialling this relay, signing as Twilio would."""
-        return SimulatedCaller(
+        """A simulated caller dialling this relay, signing as Twilio would (and known to the REST sim)."""
+        caller = SimulatedCaller(
             relay_url=self.relay_url,
             public_base_url=self.settings.public_base_url or self.relay_url,
             auth_token=self.settings.auth_token(),
+            account_sid=self.settings.twilio_account_sid,
             **kwargs,
         )
+        if self.rest is not None:
+            self.rest.link_caller(caller)
+        return caller
 
 
 async def serve_in_background(app: Any, *, host: str = "127.0.0.1", port: int = 0) -> uvicorn.Server:
@@ -88,6 +94,7 @@ async def local_stack(
     realtime_factor: float = 4.0,
     settings_overrides: dict[str, Any] | None = None,
     sim_options: dict[str, Any] | None = None,
+    twilio_rest: bool = False,
 ) -> AsyncIterator[LocalStack]:
     """Run the simulator and the relay until the block exits."""
     sim = RealtimeSimulator(
@@ -98,12 +105,17 @@ async def local_stack(
         **(sim_options or {}),
     )
     await sim.start()
+    auth_token, account_sid = secrets.token_hex(16), "AC" + secrets.token_hex(16)
+    rest = SimulatedTwilioRest(account_sid, auth_token) if twilio_rest else None
+    if rest is not None:
+        rest.start()
     try:
         overrides: dict[str, Any] = {
             "openai_api_key": "sk-sim",
             "openai_base_url": sim.base_url,
-            "twilio_auth_token": secrets.token_hex(16),
-            "twilio_account_sid": "AC" + secrets.token_hex(16),
+            "twilio_auth_token": auth_token,
+            "twilio_account_sid": account_sid if rest is not None else None,
+            "twilio_api_base_url": rest.base_url if rest is not None else "http://127.0.0.1:9",
             "public_base_url": PUBLIC_BASE_URL,
             "business_api_base": None,
             "redis_url": None,
@@ -122,9 +134,12 @@ async def local_stack(
                 relay=relay,
                 sink=event_sink,
                 server=server,
+                rest=rest,
             )
             yield stack
         finally:
             await stop_server(server)
     finally:
+        if rest is not None:
+            rest.stop()
         await sim.stop()
