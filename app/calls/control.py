@@ -14,6 +14,8 @@ step carries what it needs in Twilio's own signed webhooks (see app/twilio/trans
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 import time
 from typing import TYPE_CHECKING, Any
@@ -76,7 +78,9 @@ class CallControl:
         self.state = "hanging_up"
         self._cancelable = cancelable
         call = self.call
-        await call.gate.wait_idle()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(call.settings.goodbye_timeout_seconds):
+                await call.gate.wait_idle()  # let the reply in progress finish first
         request = await call.say(goodbye, "goodbye") if goodbye else None
         await call.wait_heard(request, call.settings.goodbye_timeout_seconds)
         if self.state != "hanging_up":

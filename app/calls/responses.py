@@ -71,7 +71,13 @@ class ResponseGate:
         event: dict[str, Any] = {"type": "response.create"}
         if request.response:
             event["response"] = request.response
-        await self._send(json.dumps(event))
+        try:
+            await self._send(json.dumps(event))
+        except Exception:
+            # The socket is gone; the model task reconnects or fails the call over. Nothing is running.
+            self._in_flight = None
+            request.finished.set()
+            self._settle()
 
     def on_created(self, response_id: str) -> None:
         """`response.created`: ours if one was in flight, else a VAD-triggered reply."""

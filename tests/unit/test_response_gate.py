@@ -55,3 +55,14 @@ async def test_cancel_only_while_active_and_only_once() -> None:
     assert await gate.cancel_active() == "resp_1"
     assert await gate.cancel_active() is None
     assert wire.sent == [{"type": "response.cancel", "response_id": "resp_1"}]
+
+
+async def test_a_dead_socket_leaves_the_gate_idle_and_the_request_finished() -> None:
+    async def dead(text: str) -> None:
+        raise ConnectionError("socket closed")
+
+    gate = ResponseGate(dead)
+    request = await gate.request(ResponseRequest(purpose="goodbye"))
+    assert request.finished.is_set()
+    assert not gate.busy
+    await gate.wait_idle()
