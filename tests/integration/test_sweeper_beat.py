@@ -11,7 +11,7 @@ import pytest
 from app.calls.events import CallHeartbeat
 from app.outbox import OutboxSink
 from app.sim.twilio_rest import SimulatedTwilioRest
-from tests.integration.conftest import (
+from tests.integration.workers_harness import (
     Database,
     RedisServer,
     Services,

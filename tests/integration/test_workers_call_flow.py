@@ -16,7 +16,7 @@ from app.calls.events import TranscriptTurn
 from app.outbox import OutboxSink
 from app.outbox.journal import Journal
 from app.outbox.publisher import CeleryPublisher
-from tests.integration.conftest import (
+from tests.integration.workers_harness import (
     Database,
     Endpoints,
     RedisServer,

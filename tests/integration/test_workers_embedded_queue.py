@@ -15,8 +15,9 @@ from app.db.engine import make_engine, make_session_factory
 from app.db.migrate import upgrade_database
 from app.outbox import OutboxSink
 from app.settings import Settings, load_settings
-from tests.integration.conftest import (
+from tests.integration.workers_harness import (
     REPO,
+    SETTING_NAMES,
     Database,
     Endpoints,
     Services,
@@ -25,8 +26,6 @@ from tests.integration.conftest import (
     wait_until,
 )
 from workers.embedded_queue import queued_messages
-
-SETTING_NAMES = {name.upper() for name in Settings.model_fields}
 
 
 @pytest.fixture

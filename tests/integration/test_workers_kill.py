@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from app.outbox import OutboxSink
-from tests.integration.conftest import (
+from tests.integration.workers_harness import (
     Database,
     Endpoints,
     RedisServer,

@@ -16,7 +16,7 @@ import pytest
 from app.calls.events import CallEvent
 from app.db.engine import make_session_factory
 from app.outbox import OutboxSink
-from tests.integration.conftest import (
+from tests.integration.workers_harness import (
     Database,
     RedisServer,
     Services,
