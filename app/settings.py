@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     twilio_auth_token: SecretStr | None = None
     twilio_phone_number: str | None = None
     twilio_api_base_url: str = "https://api.twilio.com"
+    stream_affinity: Literal["none", "fly-replay"] = Field(
+        default="none",
+        description="fly-replay: the stream URL names this machine, and a stream landing elsewhere is "
+        "replayed to it by Fly's proxy (so it finds its pre-opened session).",
+    )
+    fly_machine_id: str | None = None
     public_base_url: str | None = Field(
         default=None,
         description="Public https origin Twilio calls; signatures are checked against it, not proxy headers.",
@@ -164,12 +170,19 @@ class Settings(BaseSettings):
     # --- Derived values --------------------------------------------------------------------------------
     def stream_url(self, fallback_origin: str) -> str:
         """The wss URL written into the TwiML; Twilio signs the upgrade over exactly this string."""
+        path = "/twilio/stream"
+        if self.stream_affinity == "fly-replay" and self.fly_machine_id:
+            path += "/" + self.fly_machine_id
+        return self.ws_origin(fallback_origin) + path
+
+    def ws_origin(self, fallback_origin: str) -> str:
+        """The public origin with a ws/wss scheme."""
         origin = self.public_base_url or fallback_origin.rstrip("/")
         if origin.startswith("https://"):
-            origin = "wss://" + origin[len("https://") :]
-        elif origin.startswith("http://"):
-            origin = "ws://" + origin[len("http://") :]
-        return origin + "/twilio/stream"
+            return "wss://" + origin[len("https://") :]
+        if origin.startswith("http://"):
+            return "ws://" + origin[len("http://") :]
+        return origin
 
     def webhook_url(self, path: str, fallback_origin: str) -> str:
         """The https URL Twilio used for a webhook, as the signature covers it."""

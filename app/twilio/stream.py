@@ -8,9 +8,10 @@ only the end of the socket ends the call.
 
 from __future__ import annotations
 
+import re
 import time
 
-from fastapi import APIRouter, WebSocket
+from fastapi import APIRouter, Response, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from app.calls.call import Call
@@ -24,6 +25,7 @@ from app.twilio.twiml import bound_values
 
 log = get_logger(__name__)
 router = APIRouter()
+_MACHINE_ID = re.compile(r"^[0-9a-z]{6,32}$")
 
 
 class StreamOutput:
@@ -73,13 +75,40 @@ def start_is_bound(auth_token: str, start: tw.Start) -> bool:
     return is_valid_stream_token(auth_token, params.get("token"), *bound_values(params))
 
 
+@router.websocket("/twilio/stream/{instance}")
+async def media_stream_on_instance(websocket: WebSocket, instance: str) -> None:
+    """A stream URL naming the machine that pre-opened the session (STREAM_AFFINITY=fly-replay)."""
+    settings: Settings = websocket.app.state.settings
+    if not _signed(websocket):
+        log.warning("stream_upgrade_rejected", draining=False)
+        await websocket.close(code=1008)
+        return
+    here = settings.fly_machine_id
+    if settings.stream_affinity == "fly-replay" and here and instance != here and _MACHINE_ID.match(instance):
+        # Fly's proxy replays the upgrade on the named machine, where the session is waiting.
+        await websocket.send_denial_response(
+            Response(
+                "replaying on the machine that answered the webhook",
+                409,
+                {"fly-replay": f"instance={instance}"},
+            )
+        )
+        return
+    await media_stream(websocket)
+
+
+def _signed(websocket: WebSocket) -> bool:
+    settings: Settings = websocket.app.state.settings
+    url = settings.ws_origin(str(websocket.base_url).replace("ws", "http", 1)) + websocket.url.path
+    return is_valid_signature(settings.auth_token(), url, {}, websocket.headers.get("x-twilio-signature"))
+
+
 @router.websocket("/twilio/stream")
 async def media_stream(websocket: WebSocket) -> None:
     settings: Settings = websocket.app.state.settings
     relay: Relay = websocket.app.state.relay
     token = settings.auth_token()
-    url = settings.stream_url(str(websocket.base_url).replace("ws", "http", 1))
-    if relay.draining or not is_valid_signature(token, url, {}, websocket.headers.get("x-twilio-signature")):
+    if relay.draining or not _signed(websocket):
         log.warning("stream_upgrade_rejected", draining=relay.draining)
         await websocket.close(code=1008)
         return

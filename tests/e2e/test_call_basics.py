@@ -157,3 +157,22 @@ async def test_pcm16_mode_converts_both_directions() -> None:
         appended = session.received_of("input_audio_buffer.append")
         assert appended, "caller audio reached the model"
         assert stack.sim.validation_errors == []
+
+
+async def test_fly_replay_names_this_machine_and_replays_streams_for_another() -> None:
+    overrides = {"stream_affinity": "fly-replay", "fly_machine_id": "aaa111"}
+    async with local_stack(first_audio_delay=0.05, settings_overrides=overrides) as stack:
+        async with stack.caller() as caller:
+            await caller.dial()
+            assert caller.stream_url == "wss://relay.example.test/twilio/stream/aaa111"
+            await caller.connect()
+            await caller.wait_agent_audio(timeout=5)
+        async with stack.caller() as elsewhere:
+            await elsewhere.dial()
+            elsewhere.stream_url = "wss://relay.example.test/twilio/stream/bbb222"
+            with pytest.raises(StreamRejected) as replayed:
+                await elsewhere.connect()
+            assert replayed.value.status_code == 409
+            with pytest.raises(StreamRejected) as forged:
+                await elsewhere.connect(forge_signature=True)
+            assert forged.value.status_code == 403
