@@ -6,9 +6,10 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from openai import AsyncOpenAI
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.calls.events import CallEventSink
 from app.calls.filler_audio import prepare_filler_audio
@@ -16,6 +17,7 @@ from app.calls.relay import Relay
 from app.functions.booking import booking_tools
 from app.functions.business import make_business_backend
 from app.functions.registry import ToolRegistry
+from app.metrics import RelayMetrics
 from app.realtime.session import make_openai_client
 from app.settings import Settings
 from app.twilio import incoming, stream, transfer
@@ -40,7 +42,8 @@ def create_app(
         )
         openai_client = client or make_openai_client(settings)
         rest = AsyncTwilioRest.from_settings(settings) if settings.twilio_account_sid else None
-        relay = Relay(settings, client=openai_client, tools=tools, sink=sink, rest=rest)
+        relay = Relay(settings, client=openai_client, tools=tools, sink=sink, rest=rest, metrics=metrics)
+        metrics.watch(relay, sink)
         app.state.relay = relay
         await asyncio.to_thread(prepare_filler_audio)
         try:
@@ -53,6 +56,7 @@ def create_app(
             if client is None:
                 await openai_client.close()
 
+    metrics = RelayMetrics()
     app = FastAPI(title="voice-agent relay", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.include_router(incoming.router)
@@ -68,5 +72,9 @@ def create_app(
         relay: Relay = app.state.relay
         status = 503 if relay.draining else 200
         return JSONResponse({"draining": relay.draining, "live_calls": relay.live_calls}, status_code=status)
+
+    @app.get("/metrics")
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -23,6 +23,7 @@ from app.calls.routing import choose_model
 from app.calls.tasks import TaskOwner
 from app.functions.registry import ToolRegistry
 from app.logs import get_logger
+from app.metrics import RelayMetrics
 from app.settings import Settings
 from app.twilio.rest import AsyncTwilioRest
 
@@ -42,12 +43,14 @@ class Relay:
         tools: ToolRegistry,
         sink: CallEventSink,
         rest: AsyncTwilioRest | None = None,
+        metrics: RelayMetrics | None = None,
     ) -> None:
         self.settings = settings
         self.client = client
         self.tools = tools
         self.sink = sink
         self.rest = rest
+        self.metrics = metrics
         self.calls: dict[str, Call] = {}
         self._histories: dict[str, tuple[float, list[str]]] = {}
         self.tasks = TaskOwner("relay")
@@ -110,6 +113,8 @@ class Relay:
         finally:
             if self.calls.get(call.sid) is call:
                 del self.calls[call.sid]
+            if self.metrics is not None:
+                self.metrics.call_ended(call)
             if call.end_reason == "transferred":
                 history = call.history + call.transcript.condensed()
                 self._histories[call.sid] = (time.monotonic(), history)

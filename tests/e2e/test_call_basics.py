@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
 import pytest
 
 from app.calls.events import CallEnded, CallStarted, MemorySink
@@ -176,3 +177,18 @@ async def test_fly_replay_names_this_machine_and_replays_streams_for_another() -
             with pytest.raises(StreamRejected) as forged:
                 await elsewhere.connect(forge_signature=True)
             assert forged.value.status_code == 403
+
+
+async def test_metrics_count_calls_and_greeting_latency_without_caller_details() -> None:
+    async with local_stack(first_audio_delay=0.05) as stack:
+        async with stack.caller(from_number="+15551234567") as caller:
+            await caller.dial()
+            await caller.connect()
+            await caller.wait_agent_audio(timeout=5)
+        await asyncio.sleep(0.2)
+        async with httpx.AsyncClient() as client:
+            text = (await client.get(f"{stack.relay_url}/metrics")).text
+        assert 'voice_agent_calls_total{end_reason="caller_hung_up"} 1.0' in text
+        assert "voice_agent_greeting_seconds_count 1.0" in text
+        assert "voice_agent_live_calls 0.0" in text
+        assert "5551234567" not in text and caller.call_sid not in text
