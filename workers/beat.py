@@ -54,10 +54,21 @@ class BeatLock(Protocol):
 
     lost: bool
 
-    def acquire(self) -> bool: ...
-    def renew(self) -> bool: ...
-    def release(self) -> None: ...
-    def holder(self) -> str | None: ...
+    def acquire(self) -> bool:
+        """Take the lock if free; False if another beat holds it."""
+        ...
+
+    def renew(self) -> bool:
+        """Keep holding it; False if another beat has it now."""
+        ...
+
+    def release(self) -> None:
+        """Let it go (only if still ours)."""
+        ...
+
+    def holder(self) -> str | None:
+        """Who holds it (host:pid:token), for messages."""
+        ...
 
 
 def _identity() -> str:
@@ -162,6 +173,7 @@ class LockedScheduler(Scheduler):  # type: ignore[misc]
         super().__init__(app, *args, **kwargs)
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
+        """Renew the lock, then run due entries; stop if the lock was lost."""
         if not self._lock.renew():
             log.error("beat_lock_lost", holder=self._lock.holder())
             raise SystemExit("the beat lock was taken by another beat; stopping")

@@ -130,10 +130,12 @@ class Channel(virtual.Channel):
 
     # --- acknowledgement -------------------------------------------------------------------------------
     def basic_ack(self, delivery_tag: str, multiple: bool = False) -> None:
+        """The task is done: forget the message for good."""
         self._forget(delivery_tag)
         super().basic_ack(delivery_tag, multiple=multiple)
 
     def basic_reject(self, delivery_tag: str, requeue: bool = False) -> None:
+        """Requeue (make visible now) or drop the message."""
         if not requeue:
             self._forget(delivery_tag)
         super().basic_reject(delivery_tag, requeue=requeue)
@@ -149,6 +151,7 @@ class Channel(virtual.Channel):
         return queues or [routing_key or default or "celery"]
 
     def close(self) -> None:
+        """Close the channel (unacked messages are restored by kombu first) and the file."""
         super().close()
         with self._lock:
             self._db.close()
@@ -166,6 +169,7 @@ class Transport(virtual.Transport):
     channel_errors = (sqlite3.OperationalError,)
 
     def driver_version(self) -> str:
+        """The SQLite library version."""
         return sqlite3.sqlite_version
 
 

@@ -129,5 +129,6 @@ class Journal:
             return int(self._db.execute("DELETE FROM outbox WHERE sent_at < ?", (cutoff,)).rowcount)
 
     def close(self) -> None:
+        """Close the file."""
         with self._lock:
             self._db.close()

@@ -50,9 +50,11 @@ class LivenessWriter:
         self.failures = 0
 
     def start(self) -> None:
+        """Start writing every interval."""
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Stop the thread and release the database connections."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout)

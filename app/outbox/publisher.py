@@ -21,9 +21,13 @@ from workers.task_names import PERSIST_EVENT
 class Publisher(Protocol):
     """Puts one envelope on the broker; returns only once the broker has it, raises otherwise."""
 
-    def publish(self, task_id: str, envelope: dict[str, Any]) -> None: ...
+    def publish(self, task_id: str, envelope: dict[str, Any]) -> None:
+        """Hand one envelope to the broker under `task_id`; raise if the broker did not take it."""
+        ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release the broker connection."""
+        ...
 
 
 class CeleryPublisher:
@@ -34,6 +38,7 @@ class CeleryPublisher:
         self._app: Celery | None = None
 
     def publish(self, task_id: str, envelope: dict[str, Any]) -> None:
+        """Send a `persist_event` task; on failure the app is dropped and rebuilt next time."""
         if self._app is None:
             self._app = make_celery(self._settings, role="publisher")
         try:
@@ -43,6 +48,7 @@ class CeleryPublisher:
             raise
 
     def close(self) -> None:
+        """Close the Celery app and its connection pool."""
         if self._app is not None:
             app, self._app = self._app, None
             # Closing a broken pool may itself fail; the app is dropped either way.

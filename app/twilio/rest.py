@@ -36,6 +36,7 @@ class TwilioRestError(RuntimeError):
 
     @property
     def retryable(self) -> bool:
+        """Network trouble, rate limiting and server errors may pass; refusals will not."""
         return self.status is None or self.status == 429 or self.status >= 500
 
     def __repr__(self) -> str:
@@ -91,9 +92,11 @@ class TwilioRequests:
         return f"/{API_VERSION}/Accounts/{self.account_sid}/Calls/{call_sid}.json"
 
     def complete_call(self, call_sid: str) -> TwilioRequest:
+        """Hang the call up (Status=completed)."""
         return TwilioRequest("POST", self._call_path(call_sid), {"Status": "completed"})
 
     def fetch_call(self, call_sid: str) -> TwilioRequest:
+        """Read the call's record (its status)."""
         return TwilioRequest("GET", self._call_path(call_sid))
 
     def redirect_call(self, call_sid: str, twiml: str) -> TwilioRequest:
@@ -164,6 +167,7 @@ class TwilioRest:
         return self.requests.status(self._send(self.requests.fetch_call(call_sid)))
 
     def close(self) -> None:
+        """Close the connection pool."""
         self._client.close()
 
     def __enter__(self) -> Self:

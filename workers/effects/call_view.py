@@ -34,10 +34,12 @@ class CallView:
 
     @property
     def tags(self) -> set[str]:
+        """The note tags on the call (emergency, transferred, ...)."""
         return {note.tag for note in self.notes}
 
     @property
     def duration_seconds(self) -> float | None:
+        """Started to ended, when both are known."""
         start, end = self.call.started_at, self.call.ended_at
         return (end - start).total_seconds() if start and end else None
 

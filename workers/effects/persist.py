@@ -26,6 +26,7 @@ class PersistResult:
 
     @property
     def call_ended(self) -> bool:
+        """The stored event ended the call."""
         return self.kind == "call_ended"
 
 
