@@ -7,6 +7,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -176,3 +178,60 @@ def test_a_duplicate_delivery_of_every_task_writes_nothing_twice(
     assert len(fresh_endpoints.to("/v1/chat/completions")) == 1
     attempts = dict(pg.rows("SELECT effect, attempts FROM deliveries WHERE call_sid = :sid", sid=sid))
     assert attempts["outcome"] == 1 and attempts["summary"] == 1 and attempts["crm_sync"] == 1
+
+
+def test_a_task_that_finally_fails_is_recorded_and_listed(
+    tmp_path: Path,
+    pg: Database,
+    pg_url: str,
+    broker: RedisServer,
+    services: Services,
+    fresh_endpoints: Endpoints,
+) -> None:
+    env = worker_env(fresh_endpoints) | {"CRM_WEBHOOK_URL": f"{fresh_endpoints.url}/refuse/crm"}
+    services.worker("refused", concurrency=2, env=env)
+    sink = OutboxSink(relay_settings(tmp_path, pg_url, broker.url), direct_liveness=False)
+    sink.start()
+    sid = call_sid(3)
+    for event in scripted_call(sid):
+        sink.emit(event)
+    try:
+        wait_until(lambda: pg.scalar("SELECT count(*) FROM failed_tasks") == 1, 30, "the failed task record")
+    finally:
+        sink.close()
+    failed = pg.rows(
+        "SELECT task_name, call_sid, effect, error_type, error_message, attempts FROM failed_tasks"
+    )[0]
+    assert (failed.task_name, failed.call_sid, failed.effect) == ("voice_agent.sync_crm", sid, "crm_sync")
+    assert (failed.error_type, failed.error_message) == (
+        "PermanentEffectError",
+        "CRM webhook answered HTTP 422",
+    )
+    assert failed.attempts == 1  # a refusal is not retried
+    crm = pg.rows(
+        "SELECT status, last_error FROM deliveries WHERE call_sid = :sid AND effect = 'crm_sync'", sid=sid
+    )
+    assert crm[0].status == "failed" and "422" in crm[0].last_error
+    # The rest of the call's post-call work is unaffected.
+    wait_until(lambda: all_delivered_except_crm(pg, sid), 30, "the staff webhook")
+    listing = subprocess.run(
+        [sys.executable, "-m", "workers.cli", "db", "failures"],
+        env=services.env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert (
+        f"voice_agent.sync_crm call={sid} effect=crm_sync attempts=1 PermanentEffectError" in listing.stdout
+    )
+
+
+def all_delivered_except_crm(pg: Database, sid: str) -> bool:
+    done = pg.scalar(
+        "SELECT count(*) FROM deliveries WHERE call_sid = :sid AND status = 'done' "
+        "AND effect IN ('outcome', 'summary', 'consent_audit', 'summary_webhook')",
+        sid=sid,
+    )
+    return bool(done == 4)

@@ -149,7 +149,8 @@ class Received:
 
 @dataclass
 class Endpoints:
-    """Local HTTP stand-ins: `/v1/chat/completions` answers like the summary model, anything else 200."""
+    """Local HTTP stand-ins: `/v1/chat/completions` answers like the summary model, `/refuse/...` with 422,
+    anything else 200."""
 
     url: str = ""
     received: list[Received] = field(default_factory=list)
@@ -212,7 +213,8 @@ def serve_endpoints() -> Iterator[Endpoints]:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             payload = json.dumps(stand_in._answer(self.path, body, dict(self.headers.items()))).encode()
-            self.send_response(200)
+            # Paths under /refuse/ stand for a receiver that rejects what it is sent.
+            self.send_response(422 if self.path.startswith("/refuse/") else 200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
