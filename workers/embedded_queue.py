@@ -75,14 +75,18 @@ class Channel(virtual.Channel):
 
     def _get(self, queue: str, timeout: float | None = None) -> dict[str, Any]:
         now = time.time()
+        visible_query = (
+            "SELECT id, payload FROM messages WHERE queue = ? "
+            "AND (delivered_at IS NULL OR delivered_at < ?) ORDER BY id LIMIT 1"
+        )
+        arguments = (queue, now - self._visibility_timeout)
         with self._lock:
+            # Idle polls (ten a second per worker) only read; the write lock is taken when there is work.
+            if self._db.execute(visible_query, arguments).fetchone() is None:
+                raise Empty()
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                row = self._db.execute(
-                    "SELECT id, payload FROM messages WHERE queue = ? "
-                    "AND (delivered_at IS NULL OR delivered_at < ?) ORDER BY id LIMIT 1",
-                    (queue, now - self._visibility_timeout),
-                ).fetchone()
+                row = self._db.execute(visible_query, arguments).fetchone()
                 if row is not None:
                     self._db.execute("UPDATE messages SET delivered_at = ? WHERE id = ?", (now, row[0]))
                 self._db.execute("COMMIT")
