@@ -126,6 +126,7 @@ class OutboxSink:
         self._publish_failures = 0
         self._journal_failures = 0
         self._emit_failures = 0
+        self._unjournalable = 0
         self._dropped_after_close = 0
         self._unsent_in_journal = 0
         self._oldest_unsent = 0.0
@@ -183,7 +184,8 @@ class OutboxSink:
         deadline = time.monotonic() + timeout
         target = self._emitted
         while time.monotonic() < deadline:
-            if self._journaled >= target and self._queue.empty() and self._unsent_in_journal == 0:
+            handled = self._journaled + self._unjournalable
+            if handled >= target and self._queue.empty() and self._unsent_in_journal == 0:
                 return True
             self._wake.set()
             time.sleep(0.02)
@@ -238,6 +240,7 @@ class OutboxSink:
                     entries.append(self._entry(record))
                 except (KeyError, TypeError, ValueError):
                     self._emit_failures += 1
+                    self._unjournalable += 1
                     log.error("outbox_bad_record", kind=str(record.get("kind")))
             if entries and self._append(entries):
                 self._journaled += len(entries)

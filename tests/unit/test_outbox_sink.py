@@ -180,11 +180,12 @@ def test_emit_never_raises_even_on_nonsense_or_after_close(
 ) -> None:
     sink.emit("not an event")  # type: ignore[arg-type]
     sink.emit(CallStarted(SID, None, None, None, "gpt-realtime", T0))
+    sink.emit(CallHeartbeat(SID, "soon"))  # type: ignore[arg-type]  # fails in the writer, not in emit
     assert sink.flush(5)
     sink.close()
     sink.emit(CallHeartbeat(SID, T0 + 1))
     stats = sink.stats()
-    assert stats.emit_failures == 1 and stats.dropped_after_close == 1
+    assert stats.emit_failures == 2 and stats.dropped_after_close == 1
     assert broker.kinds() == ["call_started"]
 
 
