@@ -16,6 +16,7 @@ import importlib
 import signal
 import subprocess
 import sys
+import time
 from types import FrameType
 from typing import Any
 
@@ -66,14 +67,17 @@ def run_beat_command(args: argparse.Namespace) -> int:
 
     settings = _settings()
     lock = make_beat_lock(settings)
-    try:
-        acquired = lock.acquire()
-    except redis.RedisError as exc:
-        print(
-            f"beat: cannot reach Redis to take the beat lock ({type(exc).__name__}); not starting",
-            file=sys.stderr,
-        )
-        return 2
+    deadline = time.monotonic() + args.wait_for_lock
+    while True:
+        try:
+            acquired = lock.acquire()
+        except redis.RedisError as exc:
+            reason = type(exc).__name__
+            print(f"beat: cannot reach Redis to take the beat lock ({reason}); not starting", file=sys.stderr)
+            return 2
+        if acquired or time.monotonic() >= deadline:
+            break
+        time.sleep(2.0)
     if not acquired:
         print(
             f"beat: another beat is already running (lock held by {lock.holder()}); only one beat may run",
@@ -182,6 +186,12 @@ def register(subparsers: Any) -> None:
     worker.set_defaults(handler=run_worker)
 
     beat = subparsers.add_parser("beat", help="run the scheduler that sweeps stuck calls (only one may run)")
+    beat.add_argument(
+        "--wait-for-lock",
+        type=float,
+        default=0.0,
+        help="seconds to keep trying for the lock (a crashed beat's lock expires within 60 s)",
+    )
     beat.set_defaults(handler=run_beat_command)
 
     dev = subparsers.add_parser("dev", help="relay + worker + beat on this machine, no servers needed")

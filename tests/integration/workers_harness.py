@@ -335,8 +335,10 @@ class Services:
         process.wait_for_log(" ready.")
         return process
 
-    def beat(self, name: str = "beat", *, env: dict[str, str] | None = None) -> ServiceProcess:
-        return self._start(name, ["beat"], env or {})
+    def beat(
+        self, name: str = "beat", *, env: dict[str, str] | None = None, extra_args: tuple[str, ...] = ()
+    ) -> ServiceProcess:
+        return self._start(name, ["beat", *extra_args], env or {})
 
     def stop_all(self) -> None:
         """Test cleanup: SIGKILL (a warm Celery shutdown takes ~5 s and proves nothing here)."""
