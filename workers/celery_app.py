@@ -5,7 +5,9 @@ which keeps Redis's ack/visibility semantics so `voice-agent dev` needs no serve
 
 No loss, no harm from duplicates (see shared OPS.md part 1):
 - late acks + reject-on-worker-lost: a task whose process dies (SIGKILL, OOM) is redelivered; every task is
-  idempotent per (call, effect), so running twice does no harm.
+  idempotent per (call, effect), so running twice does no harm. The price is that a task that kills its
+  process every time would loop; ours are small (ids and one call's rows), so losing work is the bigger
+  risk. Watch `celery_task_*` metrics for a task name that never succeeds.
 - prefetch 1: a worker holds one message per process, so a dead worker strands at most that many.
 - soft/hard time limits below the visibility timeout (15 min), which is above the longest task plus the
   longest retry backoff, so a slow task is never handed to a second worker while the first still runs it.
