@@ -57,9 +57,11 @@ def test_a_call_is_finalised_with_no_servers_at_all(embedded: tuple[Settings, Se
     for event in scripted_call(sid):
         sink.emit(event)
     try:
-        wait_until(lambda: summary_method(db, sid) == "extractive", 30, "the summary")
+        audited = "SELECT count(*) FROM consent_audits WHERE call_sid = :sid"
+        wait_until(lambda: db.scalar(audited, sid=sid) == 1, 30, "the post-call work")
     finally:
         sink.close()
+    assert summary_method(db, sid) == "extractive"
     assert db.scalar("SELECT count(*) FROM transcript_turns WHERE call_sid = :sid", sid=sid) == 6
     assert db.scalar("SELECT outcome FROM call_outcomes WHERE call_sid = :sid", sid=sid) == "booked"
     assert db.scalar("SELECT verdict FROM consent_audits WHERE call_sid = :sid", sid=sid) == "compliant"
