@@ -36,6 +36,19 @@ GREETING_BAR_MS = 500.0
 RELAY_SHARE_BAR_MS = 20.0
 REAL_TIME_SHARE = 0.98  # * frames relayed per second, each way, as a share of real time
 GAPS = (0.0, 0.3, 0.5)  # s between the webhook answer and the stream's `start`
+LEGEND = """\
+What is measured (all stamps are perf_counter = CLOCK_MONOTONIC, one clock for every process):
+  start -> first frame   caller stamps just before sending `start`; first agent media frame arrives.
+  relay's own share      ingress of whichever came last, the stream (`start` sent -> Call.timings.
+                         stream_started_at) or the model's first delta (simulator sends it -> first_delta_at),
+                         + hold: first_audio_sent_at - max(stream_started_at, first_delta_at).
+  barge-in               simulator puts speech_started on the wire -> `clear` arrives at the caller; the
+                         relay's part is Call.timings.last_barge_in_ms (handler entry -> clear sent).
+  CPU per frame          relay process utime+stime over the window / 20 ms frames relayed (caller->model
+                         appends that reached the model + model->caller audio that reached the callers);
+                         each model->caller frame also costs the relay a mark and its echo.
+  one-way                every frame carries a tag in its first 6 bytes: sent stamp -> far-end arrival.
+  median / p95 / max; * = this bench's own check (the issue sets the greeting bars only)."""
 
 
 async def latency_phase(greeting_calls: int, barge_ins: int, relay_loop: str) -> list[Row]:
@@ -239,6 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for title, rows in tables:
         print(render(title, rows) + "\n")
+    print(LEGEND + "\n")
     checked = [row for _, rows in tables for row in rows if row.passed is not None]
     failed = [row for row in checked if not row.passed]
     print(f"{len(failed)} of {len(checked)} checks failed; ran in {time.perf_counter() - started:.0f} s")
