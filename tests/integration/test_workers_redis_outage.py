@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from app.calls.events import CallEvent
+from app.calls.events import CallEvent, CallHeartbeat
 from app.db.engine import make_session_factory
 from app.outbox import OutboxSink
 from tests.integration.workers_harness import (
@@ -38,7 +38,7 @@ def test_stopping_redis_during_calls_loses_nothing_and_blocks_nothing(
     sink = OutboxSink(settings)
     sink.start()
     long_call, short_call = call_sid(21), call_sid(22)
-    long_events = scripted_call(long_call, turns=8)
+    long_events = scripted_call(long_call, turns=8, start=time.time() - 60)  # under way for a minute
     short_events = scripted_call(short_call, turns=4, start=time.time() + 1)
     emit_costs: list[float] = []
 
@@ -56,13 +56,18 @@ def test_stopping_redis_during_calls_loses_nothing_and_blocks_nothing(
         outage_started = time.monotonic()
         emit(long_events[8:-1])  # the long call goes on, still live
         emit(short_events)  # a whole second call starts and ends during the outage
-        time.sleep(2.0)
+        for _ in range(8):  # the relay keeps heartbeating the live call, as it does every heartbeat_seconds
+            emit([CallHeartbeat(long_call, time.time())])
+            time.sleep(0.25)
         during = sink.stats()
         assert not during.broker_available and during.publish_failures >= 1
         assert during.pending >= len(long_events[8:-1]) + len(short_events)
-        # The queue path is down, but the relay's direct liveness keeps the live call from being swept.
-        with_stuck_threshold = 1.0
-        assert sweep_stuck_calls(make_session_factory(pg.engine), with_stuck_threshold) == []
+        # Through the queue the long call has been silent for far longer than the threshold...
+        stuck_threshold = 5.0
+        last_seen = pg.scalar("SELECT last_seen_at FROM calls WHERE call_sid = :sid", sid=long_call)
+        assert time.time() - last_seen.timestamp() > stuck_threshold
+        # ...but the relay's direct liveness keeps it from being swept and hung up.
+        assert sweep_stuck_calls(make_session_factory(pg.engine), stuck_threshold) == []
         assert pg.scalar("SELECT status FROM calls WHERE call_sid = :sid", sid=long_call) == "live"
 
         broker.start()
