@@ -100,7 +100,7 @@ def _error(status: int, code: int, message: str) -> JSONResponse:
 class SimulatedTwilioRest:
     """Serve the simulated API in a background thread; use as a (sync or async) context manager."""
 
-    def __init__(self, account_sid: str, auth_token: str) -> None:
+    def __init__(self, account_sid: str, auth_token: str, *, port: int = 0) -> None:
         self.account_sid = account_sid
         self.auth_token = auth_token
         self._lock = threading.Lock()
@@ -114,6 +114,7 @@ class SimulatedTwilioRest:
         self._delay_seconds = 0.0
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
+        self._requested_port = port  # 0 = any free port
         self._port = 0
         self.app = self._build_app()
 
@@ -127,10 +128,17 @@ class SimulatedTwilioRest:
         return f"http://127.0.0.1:{self._port}"
 
     def start(self) -> None:
-        """Bind a free port and serve until ``stop``; returns once the server accepts connections."""
+        """Bind the port (default: a free one) and serve until ``stop``; returns once it accepts connections.
+
+        Raises ``OSError`` when the requested port is taken.
+        """
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
+        try:
+            sock.bind(("127.0.0.1", self._requested_port))
+        except OSError:
+            sock.close()
+            raise
         self._port = sock.getsockname()[1]
         config = uvicorn.Config(self.app, log_level="warning", lifespan="off", access_log=False)
         server = uvicorn.Server(config)
