@@ -37,7 +37,9 @@ def _demo_command(args: argparse.Namespace) -> int:
     from app.demo import run_demo
 
     configure_logging("WARNING")
-    return asyncio.run(run_demo(out=args.out, transcript=args.transcript, audio_format=args.format))
+    return asyncio.run(
+        run_demo(out=args.out, transcript=args.transcript, audio_format=args.format, scenario=args.scenario)
+    )
 
 
 def _call_command(args: argparse.Namespace) -> int:
@@ -60,6 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="demo-call.wav", help="stereo WAV: caller left, agent right")
     demo.add_argument("--transcript", default="demo-call.txt")
     demo.add_argument("--format", choices=["pcmu", "pcm16"], default="pcmu", help="model audio format")
+    from app.sim.demo_scenarios import SCENARIOS
+
+    demo.add_argument(
+        "--scenario",
+        choices=SCENARIOS,
+        default="booking",
+        help="which call: a booking, a warm transfer, an agent hang-up, an idle caller, a capped call",
+    )
     demo.set_defaults(handler=_demo_command)
 
     from app.sim.call_command import add_call_arguments

@@ -1,95 +1,90 @@
 """`voice-agent demo`: one whole call with no keys and no servers.
 
 A simulated caller (espeak-ng voice) dials the real relay, which talks to the simulated Realtime server (also
-an espeak-ng voice) and the built-in demo business backend: greeting, an hours question answered with the
-`lookup_hours` tool, a booking with `book_appointment`, goodbye. Writes a stereo WAV of both sides and a
-transcript, and prints the latency figures a caller would feel.
+an espeak-ng voice), the built-in demo business backend and a simulated Twilio REST API. `--scenario` picks
+the call (app/sim/demo_scenarios.py): the default booking (hours and a booking with tools, goodbye), a warm
+transfer, an agent hang-up, an idle caller, or a capped call. Prints the timeline as it happens, what the
+relay asked of Twilio and how the call ended (the relay's own end reason); writes a stereo WAV of both sides
+and a transcript.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
+import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from app.calls.events import MemorySink, ToolInvocation, TranscriptTurn
+import httpx
+
+from app.calls.events import CallEnded, MemorySink, ToolInvocation, TranscriptTurn
 from app.calls.prompts import load_prompts
 from app.settings import load_settings
-from app.sim.harness import local_stack
-from app.sim.realtime_script import SimTurn
+from app.sim.call_command import CallPlan, CallReport, drive_call
+from app.sim.call_watch import CallWatch
+from app.sim.demo_scenarios import build_scenario
+from app.sim.harness import LocalStack, local_stack
 from app.sim.speech import synthesize
+from app.sim.twilio_webhook import new_sid
+from app.twilio.signature import sign
+
+END_EVENT_TIMEOUT = 10.0
 
 
-def _next_weekday_at_ten(zone: ZoneInfo) -> dt.datetime:
-    day = dt.datetime.now(zone).date() + dt.timedelta(days=1)
-    while day.weekday() >= 5:
-        day += dt.timedelta(days=1)
-    return dt.datetime.combine(day, dt.time(10, 0), zone)
-
-
-def demo_script(zone: ZoneInfo) -> tuple[list[str], list[SimTurn]]:
-    """What the caller says, and what the simulated model does in reply."""
-    slot = _next_weekday_at_ten(zone)
-    day_name = slot.strftime("%A")
-    caller_lines = [
-        "Hi, what are your opening hours today?",
-        f"Great. Can I book a cleaning on {day_name} at ten? My name is Alex Morgan.",
-        "Perfect, thank you. Bye!",
-    ]
-    turns = [
-        SimTurn(
-            hears=caller_lines[0],
-            say="Let me check that for you.",
-            tool="lookup_hours",
-            arguments={"date": "today"},
-        ),
-        SimTurn(say="We're open today until five in the afternoon."),
-        SimTurn(
-            hears=caller_lines[1],
-            say="One moment while I book that.",
-            tool="book_appointment",
-            arguments={"name": "Alex Morgan", "service": "cleaning", "start": slot.isoformat()},
-        ),
-        SimTurn(say=f"You're all set, Alex: a cleaning on {day_name} at ten."),
-        SimTurn(hears=caller_lines[2], say="Thanks for calling. Goodbye!"),
-    ]
-    return caller_lines, turns
-
-
-async def run_demo(*, out: str, transcript: str, audio_format: str = "pcmu") -> int:
-    """Run the demo call; returns a process exit code."""
+async def run_demo(
+    *,
+    out: str,
+    transcript: str,
+    audio_format: str = "pcmu",
+    scenario: str = "booking",
+    settings_overrides: dict[str, Any] | None = None,
+) -> int:
+    """Run one demo call; returns a process exit code (1 if the call did not end as the scenario means)."""
     settings = load_settings()
-    zone = ZoneInfo(settings.business_timezone)
+    demo = build_scenario(scenario, ZoneInfo(settings.business_timezone))
     greeting = load_prompts(settings).greeting
-    caller_lines, turns = demo_script(zone)
     sink = MemorySink()
-    print("Starting the simulated Realtime server and the relay...")
+    report = CallReport(echo=lambda line: print(f"  {line}"))
+    plan = CallPlan(steps=demo.steps, wait_greeting=10, reply_timeout=15, quiet=1.2, stay=demo.stay)
+    overrides = {"realtime_audio_format": audio_format, **demo.settings, **(settings_overrides or {})}
+    print(f"Scenario {demo.name}: {demo.about}.")
+    print("Starting the simulated Realtime server, the simulated Twilio REST API and the relay...")
     async with local_stack(
-        script=turns,
+        script=demo.turns,
         sink=sink,
         tts=lambda text: synthesize(text, rate=24000),
-        settings_overrides={"realtime_audio_format": audio_format},
+        settings_overrides=overrides,
         sim_options={"greeting": greeting},
+        twilio_rest=True,
     ) as stack:
-        caller = stack.caller()
-        async with caller:
+        async with stack.caller() as caller:
             await caller.dial()
             await caller.connect()
-            assert caller.start_sent_at is not None
-            first_audio = await caller.wait_agent_audio(timeout=10)
-            print(f"  greeting: first audio {1000 * (first_audio - caller.start_sent_at):.0f} ms after start")
-            await caller.wait_agent_silent(quiet=1.0, timeout=30)
-            for line in caller_lines:
-                print(f"  caller: {line}")
-                await caller.say_text(line)
-                said_at = await caller.wait_said(timeout=30)
-                reply = await caller.wait_agent_audio(timeout=15, since=said_at)
-                print(f"    agent answered {1000 * (reply - said_at):.0f} ms after the caller finished")
-                await caller.wait_agent_silent(quiet=1.2, timeout=40)
-            caller.write_wav(out)
-        for call in list(stack.relay.calls.values()):
-            await asyncio.wait_for(call.ended.wait(), timeout=5)
+            watch = await drive_call(caller, plan, report, stack.rest)
+        await asyncio.to_thread(caller.write_wav, out)
+        whisper = await _whisper_heard(stack, watch, caller.call_sid)
+        end_reason = await _end_reason(sink)
+    lines = _conversation(sink)
+    asked = [f"relay asked Twilio: {ask.summary}" for ask in watch.asks] or ["relay asked Twilio: nothing"]
+    if whisper:
+        asked.append(f'the person who answers hears: "{whisper}"')
+    outcome = f"outcome: {watch.outcome_for(end_reason)} (end reason from the relay's events: {end_reason})"
+    summary = [*asked, f"ended: {report.ending}", outcome]
+    problems = list(report.problems)
+    if end_reason != demo.expected_end:
+        problems.append(f"expected the call to end as {demo.expected_end!r}, it ended as {end_reason!r}")
+    summary += [f"PROBLEM: {problem}" for problem in problems]
+    text = "\n".join([*lines, "", "timeline:", *report.timeline(), "", *summary]) + "\n"
+    await asyncio.to_thread(Path(transcript).write_text, text, encoding="utf-8")
+    print("\n".join(lines))
+    print("\n".join(summary))
+    print(f"Wrote {out} (left: caller, right: what the caller heard) and {transcript}.")
+    return 1 if problems else 0
+
+
+def _conversation(sink: MemorySink) -> list[str]:
     lines = []
     for event in sink.events:
         if isinstance(event, TranscriptTurn):
@@ -99,7 +94,33 @@ async def run_demo(*, out: str, transcript: str, audio_format: str = "pcmu") -> 
             lines.append(
                 f"  tool: {event.name} -> {'ok' if event.ok else 'error'} ({event.latency_ms:.0f} ms)"
             )
-    await asyncio.to_thread(Path(transcript).write_text, "\n".join(lines) + "\n", encoding="utf-8")
-    print("\n".join(lines))
-    print(f"Wrote {out} (left: caller, right: what the caller heard) and {transcript}.")
-    return 0
+    return lines
+
+
+async def _end_reason(sink: MemorySink) -> str:
+    """The relay's end reason, once its `CallEnded` event is in (the relay ends the call after the stream)."""
+    deadline = time.monotonic() + END_EVENT_TIMEOUT
+    while time.monotonic() < deadline:
+        ended = [event.end_reason for event in sink.events if isinstance(event, CallEnded)]
+        if ended:
+            return ended[-1]
+        await asyncio.sleep(0.05)
+    return "unknown (no call_ended event)"
+
+
+async def _whisper_heard(stack: LocalStack, watch: CallWatch, call_sid: str) -> str | None:
+    """After a warm transfer, ask the relay for the whisper as Twilio does when the person answers."""
+    transfer = next((ask for ask in watch.asks if ask.whisper_url), None)
+    if transfer is None or transfer.whisper_url is None:
+        return None
+    public = transfer.whisper_url
+    account_sid = stack.settings.twilio_account_sid or ""
+    form = {"CallSid": new_sid("CA"), "ParentCallSid": call_sid, "AccountSid": account_sid}
+    signature = sign(stack.settings.auth_token(), public, form)
+    local = public.replace(stack.settings.public_base_url or "", stack.relay_url, 1)
+    async with httpx.AsyncClient(timeout=5, trust_env=False) as client:
+        response = await client.post(local, data=form, headers={"X-Twilio-Signature": signature})
+    if response.status_code != 200:
+        return f"(the whisper request failed with HTTP {response.status_code})"
+    say = ET.fromstring(response.text).find("Gather/Say")
+    return (say.text or "").strip() if say is not None else None
