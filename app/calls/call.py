@@ -257,7 +257,7 @@ class Call:
         elif kind == "response.done":
             await self._on_response_done(event["response"])
         elif kind == "response.output_item.done":
-            await self._on_output_item_done(event["item"])
+            await self._on_output_item_done(event["item"], str(event.get("response_id")))
         elif kind == "response.output_audio.done":
             await self._flush_outbound(str(event.get("item_id")))
         elif kind == "response.output_audio_transcript.done":
@@ -289,14 +289,14 @@ class Call:
             self.log.warning("response_failed", error=(details.get("error") or {}).get("code"))
         await self.gate.on_done(str(response.get("id")))
 
-    async def _on_output_item_done(self, item: dict[str, Any]) -> None:
+    async def _on_output_item_done(self, item: dict[str, Any], response_id: str) -> None:
         item_id = str(item.get("id"))
         if item.get("type") == "function_call":
             # Only a completed call runs; one cut short by barge-in is skipped.
             if item.get("status") == "completed":
-                tool_runner.dispatch(
-                    self, str(item["call_id"]), str(item["name"]), str(item.get("arguments"))
-                )
+                spoke = response_id in self.responses_with_audio  # the reply said something first
+                call_id, name = str(item["call_id"]), str(item["name"])
+                tool_runner.dispatch(self, call_id, name, str(item.get("arguments")), spoke)
             return
         if item_id in self.dropped_items:
             return

@@ -54,15 +54,15 @@ class CallControl:
         return self.state is not None
 
     # --- tools -----------------------------------------------------------------------------------------
-    async def on_tool(self, call_id: str, name: str, arguments: dict[str, Any]) -> None:
+    async def on_tool(self, call_id: str, name: str, arguments: dict[str, Any], *, spoke: bool) -> None:
+        """A call-control function call; `spoke` says the model's reply carrying it said something."""
         if name == "end_call":
-            spoke = self.call.gate.active_id in self.call.responses_with_audio
             goodbye = None if spoke else self.call.prompts.line("goodbye")  # hung up without a word
             await self.hang_up("agent_hung_up", goodbye=goodbye, cancelable=True)
         elif name == "transfer_to_human":
             reason = str(arguments.get("reason") or "other")
             summary = str(arguments.get("summary") or "")
-            await self.transfer(reason, summary, call_id=call_id)
+            await self.transfer(reason, summary, call_id=call_id, model_spoke=spoke)
         elif name == "take_message":
             detail = {
                 k: str(v) for k, v in arguments.items() if k in ("message", "caller_name", "callback_number")
@@ -115,7 +115,9 @@ class CallControl:
             summary = "Possible emergency: the caller described an urgent medical situation."
             self.call.tasks.spawn(self.transfer("emergency", summary), "emergency")
 
-    async def transfer(self, reason: str, summary: str, *, call_id: str | None = None) -> None:
+    async def transfer(
+        self, reason: str, summary: str, *, call_id: str | None = None, model_spoke: bool = False
+    ) -> None:
         """Say the hand-off line, let it be heard, then redirect the call to the person."""
         call = self.call
         if self.busy:
@@ -134,7 +136,6 @@ class CallControl:
         call.emit(
             CallNote(call_sid=call.sid, at=time.time(), tag="transfer_started", detail={"reason": reason})
         )
-        model_spoke = call_id is not None and call.gate.active_id in call.responses_with_audio
         if not model_spoke:
             if call_id is None:
                 await call.gate.cancel_active()

@@ -22,10 +22,12 @@ if TYPE_CHECKING:
     from app.calls.call import Call
 
 
-def dispatch(call: Call, call_id: str, name: str, arguments: str) -> None:
-    """Start handling one completed function call."""
+def dispatch(call: Call, call_id: str, name: str, arguments: str, spoke: bool) -> None:
+    """Start handling one completed function call; `spoke` says its reply already said something."""
     if name in CONTROL_TOOL_NAMES:
-        call.tasks.spawn(call.control.on_tool(call_id, name, _loads(arguments)), f"control:{name}")
+        call.tasks.spawn(
+            call.control.on_tool(call_id, name, _loads(arguments), spoke=spoke), f"control:{name}"
+        )
         return
     call.tool_calls_running += 1
     call.tasks.spawn(run_tool(call, call_id, name, arguments), f"tool:{name}")

@@ -52,6 +52,9 @@ async def test_end_call_completes_over_rest_only_after_the_goodbye_was_heard() -
             assert caller.player.idle
             assert caller.player.play_clock <= completed_at
             assert request.path.endswith(f"/Calls/{caller.call_sid}.json")
+        # The model said its own goodbye, so the relay asked for no second one.
+        creates = stack.sim.sessions[0].received_of("response.create")
+        assert not any("goodbye" in str(c.get("response", {})).lower() for c in creates)
     assert _ended(sink) == ["agent_hung_up"]
 
 
@@ -101,6 +104,8 @@ async def test_warm_transfer_redirects_after_the_handoff_line_with_a_whispered_b
         )
         assert "Alex wants to discuss a bill from March." in whisper.text
         assert "Press 1" in whisper.text and "<Gather" in whisper.text
+        creates = stack.sim.sessions[0].received_of("response.create")
+        assert not any("connecting them" in str(c.get("response", {})) for c in creates), "no second line"
     assert "transfer_started" in _notes(sink)
     assert _ended(sink) == ["transferred"]
 
