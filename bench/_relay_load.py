@@ -10,6 +10,7 @@ alone, and one with the callers silent (still echoing marks) prices the model->c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import time
@@ -156,11 +157,13 @@ async def _measure(relay: RelayProcess, model: LoadModel, callers: list[LoadCall
 
 
 async def _wait_calls_ended(relay: RelayProcess, http: httpx.AsyncClient) -> None:
-    async with asyncio.timeout(30):
+    """Until the relay has ended every call; an overloaded relay may be seconds behind, even on /readyz."""
+    async with asyncio.timeout(60):
         while True:
-            ready = (await http.get(f"{relay.relay_url}/readyz")).json()
-            if ready["live_calls"] == 0:
-                return
+            with contextlib.suppress(httpx.TransportError):
+                ready = (await http.get(f"{relay.relay_url}/readyz")).json()
+                if ready["live_calls"] == 0:
+                    return
             await asyncio.sleep(0.1)
 
 
