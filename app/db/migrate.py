@@ -1,8 +1,9 @@
 """Apply the Alembic migrations from code (`voice-agent db upgrade`, tests, `voice-agent dev`).
 
-The migration scripts live inside the package (`app/db/migrations`) so an installed wheel can upgrade its
-database from any working directory; the top-level `alembic.ini` points at the same scripts for developers
-who run `alembic` by hand. The database URL always comes from settings, never from the ini file.
+The migration scripts live in the top-level `alembic/` folder (next to `alembic.ini`, for developers who run
+`alembic` by hand). A checkout or editable install finds it beside the `app` package; an installed copy (the
+Docker image) finds it in the working directory. The database URL always comes from settings, never from the
+ini file.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from alembic.script import ScriptDirectory
 from app.db.engine import make_engine
 from app.settings import Settings
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+_BESIDE_PACKAGE = Path(__file__).resolve().parents[2] / "alembic"
+MIGRATIONS_DIR = _BESIDE_PACKAGE if (_BESIDE_PACKAGE / "env.py").exists() else Path.cwd() / "alembic"
 
 
 def alembic_config(settings: Settings) -> Config:
