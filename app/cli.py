@@ -37,9 +37,14 @@ def _demo_command(args: argparse.Namespace) -> int:
     from app.demo import run_demo
 
     configure_logging("WARNING")
-    return asyncio.run(
-        run_demo(out=args.out, transcript=args.transcript, audio_format=args.format, scenario=args.scenario)
+    demo = run_demo(
+        out=args.out,
+        transcript=args.transcript,
+        audio_format=args.format,
+        scenario=args.scenario,
+        backoffice=not args.no_backoffice,
     )
+    return asyncio.run(demo)
 
 
 def _call_command(args: argparse.Namespace) -> int:
@@ -69,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
         choices=SCENARIOS,
         default="booking",
         help="which call: a booking, a warm transfer, an agent hang-up, an idle caller, a capped call",
+    )
+    demo.add_argument(
+        "--no-backoffice",
+        action="store_true",
+        help="skip the outbox, worker and database (by default the call is stored and summarised)",
     )
     demo.set_defaults(handler=_demo_command)
 

@@ -11,6 +11,7 @@ and a transcript.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -21,6 +22,7 @@ import httpx
 
 from app.calls.events import CallEnded, MemorySink, ToolInvocation, TranscriptTurn
 from app.calls.prompts import load_prompts
+from app.demo_backoffice import BackOffice, FanOutSink
 from app.settings import load_settings
 from app.sim.call_command import CallPlan, CallReport, drive_call
 from app.sim.call_watch import CallWatch
@@ -40,8 +42,27 @@ async def run_demo(
     audio_format: str = "pcmu",
     scenario: str = "booking",
     settings_overrides: dict[str, Any] | None = None,
+    backoffice: bool = False,
 ) -> int:
-    """Run one demo call; returns a process exit code (1 if the call did not end as the scenario means)."""
+    """Run one demo call; returns a process exit code (1 if the call did not end as the scenario means).
+
+    With `backoffice`, the call's events also go through the real outbox, queue and a worker process on the
+    configured (by default embedded) database, and the stored outcome and summary are printed.
+    """
+    settings = load_settings()
+    office = BackOffice(settings) if backoffice else None
+    async with office or contextlib.nullcontext():
+        return await _run(out, transcript, audio_format, scenario, settings_overrides, office)
+
+
+async def _run(
+    out: str,
+    transcript: str,
+    audio_format: str,
+    scenario: str,
+    settings_overrides: dict[str, Any] | None,
+    office: BackOffice | None,
+) -> int:
     settings = load_settings()
     demo = build_scenario(scenario, ZoneInfo(settings.business_timezone))
     greeting = load_prompts(settings).greeting
@@ -53,7 +74,7 @@ async def run_demo(
     print("Starting the simulated Realtime server, the simulated Twilio REST API and the relay...")
     async with local_stack(
         script=demo.turns,
-        sink=sink,
+        sink=FanOutSink(sink, office.outbox) if office else sink,
         tts=lambda text: synthesize(text, rate=24000),
         settings_overrides=overrides,
         sim_options={"greeting": greeting},
@@ -80,6 +101,15 @@ async def run_demo(
     await asyncio.to_thread(Path(transcript).write_text, text, encoding="utf-8")
     print("\n".join(lines))
     print("\n".join(summary))
+    if office is not None:
+        stored = await office.wait_for_summary(caller.call_sid)
+        if stored is None:
+            problems.append(f"the worker stored no outcome and summary (see {office.worker_log})")
+            print(f"PROBLEM: {problems[-1]}")
+        else:
+            print(f"back office (stored by the worker in {settings.database_url}):")
+            print(f"  outcome: {stored[0]}")
+            print(f"  summary: {stored[1]}")
     print(f"Wrote {out} (left: caller, right: what the caller heard) and {transcript}.")
     return 1 if problems else 0
 
