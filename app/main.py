@@ -70,8 +70,9 @@ def create_app(
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
         relay: Relay = app.state.relay
-        status = 503 if relay.draining else 200
-        return JSONResponse({"draining": relay.draining, "live_calls": relay.live_calls}, status_code=status)
+        status = 503 if relay.draining or relay.at_capacity else 200
+        body = {"draining": relay.draining, "at_capacity": relay.at_capacity, "live_calls": relay.live_calls}
+        return JSONResponse(body, status_code=status)
 
     @app.get("/metrics")
     async def prometheus_metrics() -> Response:

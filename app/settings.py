@@ -110,6 +110,11 @@ class Settings(BaseSettings):
         default=8.0, gt=0, le=60, description="Close a pre-opened model session whose stream never came."
     )
     max_frame_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_live_calls: int = Field(
+        default=40,
+        ge=1,
+        description="Calls one relay process takes; more get 503 so Twilio uses the number's fallback URL.",
+    )
     drain_seconds: float = Field(
         default=280.0, ge=0, description="On SIGTERM, how long live calls may go on (under kill_timeout)."
     )

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from openai import AsyncOpenAI
 
-from app.calls import model_runner, tool_runner
+from app.calls import model_runner
 from app.calls.caller import CallerInfo
 from app.calls.consent import NOTICE, decide_consent
 from app.calls.control import CallControl
@@ -126,7 +126,7 @@ class Call:
         self._outbound = OutboundConverter() if self._format == "pcm16" else None
         self._audio_in_bytes = 0
         self._audio_out_bytes = 0
-        self._caller_speech_started_at: float | None = None
+        self.caller_speech_started_at: float | None = None
         self.log = log.bind(call_sid=self.sid)
 
     # --- lifecycle -------------------------------------------------------------------------------------
@@ -239,74 +239,8 @@ class Call:
         except TimeoutError:
             return False
 
-    async def on_model_event(self, event: dict[str, Any]) -> None:
-        kind = event["type"]
-        if kind == "response.output_audio.delta":
-            await self._on_audio_delta(event)
-        elif kind == "response.output_audio_transcript.delta":
-            if event.get("item_id") not in self.dropped_items:
-                self.transcript.agent_text(str(event.get("item_id")), str(event.get("delta", "")))
-        elif kind == "input_audio_buffer.speech_started":
-            self.idle.caller_active(speaking=True)
-            await self.barge_in()
-        elif kind == "input_audio_buffer.speech_stopped":
-            self.idle.caller_active(speaking=False)
-        elif kind == "response.created":
-            self.gate.on_created(str(event["response"]["id"]))
-            self.idle.agent_replying(self.gate.active_purpose)
-        elif kind == "response.done":
-            await self._on_response_done(event["response"])
-        elif kind == "response.output_item.done":
-            await self._on_output_item_done(event["item"], str(event.get("response_id")))
-        elif kind == "response.output_audio.done":
-            await self._flush_outbound(str(event.get("item_id")))
-        elif kind == "response.output_audio_transcript.done":
-            self.transcript.agent_text_done(str(event.get("item_id")), str(event.get("transcript", "")))
-        elif kind == "conversation.item.input_audio_transcription.completed":
-            self.transcript.caller_said(str(event.get("transcript", "")), self._caller_speech_started_at)
-            self.control.screen_caller_words(str(event.get("transcript", "")))
-        elif kind == "error":
-            await self._on_model_error(event.get("error") or {})
-        elif kind == "session.created":
-            self.session_id = str(event["session"].get("id"))
-
-    async def _on_model_error(self, error: dict[str, Any]) -> None:
-        code = error.get("code")
-        if code == "conversation_already_has_active_response":
-            await self.gate.on_race_error()
-        elif code in model_runner.FATAL_ERROR_CODES:
-            model_runner.mark_fatal(self, str(code))
-        elif code != "response_cancel_not_active":
-            self.log.warning("model_error", code=code, type=error.get("type"))
-
-    async def _on_response_done(self, response: dict[str, Any]) -> None:
-        usage = response.get("usage") or {}
-        for key in ("input_tokens", "output_tokens", "total_tokens"):
-            if isinstance(usage.get(key), int):
-                self.usage[key] = self.usage.get(key, 0) + usage[key]
-        if response.get("status") == "failed":
-            details = response.get("status_details") or {}
-            self.log.warning("response_failed", error=(details.get("error") or {}).get("code"))
-        await self.gate.on_done(str(response.get("id")))
-
-    async def _on_output_item_done(self, item: dict[str, Any], response_id: str) -> None:
-        item_id = str(item.get("id"))
-        if item.get("type") == "function_call":
-            # Only a completed call runs; one cut short by barge-in is skipped.
-            if item.get("status") == "completed":
-                spoke = response_id in self.responses_with_audio  # the reply said something first
-                call_id, name = str(item["call_id"]), str(item["name"])
-                tool_runner.dispatch(self, call_id, name, str(item.get("arguments")), spoke)
-            return
-        if item_id in self.dropped_items:
-            return
-        self.transcript.agent_generated(item_id)
-        queued = any(pending[0] == item_id for pending in self._pending_out)
-        if self.playback.last_mark_for(item_id) is None and not queued:
-            self.transcript.agent_played(item_id)
-
     # --- agent audio -----------------------------------------------------------------------------------
-    async def _on_audio_delta(self, event: dict[str, Any]) -> None:
+    async def on_audio_delta(self, event: dict[str, Any]) -> None:
         item_id = str(event.get("item_id"))
         if item_id in self.dropped_items or event.get("response_id") in self.dropped_responses:
             return  # a late delta of an interrupted reply must not refill Twilio's buffer (trap 5)
@@ -328,7 +262,8 @@ class Call:
         if mulaw:
             await self.play(item_id, base64.b64encode(mulaw).decode(), len(mulaw))
 
-    async def _flush_outbound(self, item_id: str) -> None:
+    async def flush_outbound(self, item_id: str) -> None:
+        """End of a response's audio: emit what the pcm16 converter still holds."""
         if self._outbound is not None and item_id not in self.dropped_items:
             tail = self._outbound.flush()
             if tail:
@@ -353,16 +288,19 @@ class Call:
         await twilio.send_text(tw.media_message(stream_sid, payload_b64))
         await twilio.send_text(tw.mark_message(stream_sid, mark))
 
+    def has_queued_audio(self, item_id: str) -> bool:
+        """True while audio of `item_id` waits for the stream to start."""
+        return any(pending[0] == item_id for pending in self._pending_out)
+
     def _update_drained(self) -> None:
         if not self.playback.is_playing and not self._pending_out:
             self.drained.set()
-            self.idle.agent_quiet()
 
     # --- barge-in --------------------------------------------------------------------------------------
     async def barge_in(self) -> None:
         """Caller started speaking: stop the agent where the caller stopped hearing it."""
         started = time.perf_counter()
-        self._caller_speech_started_at = time.time()
+        self.caller_speech_started_at = time.time()
         now = time.monotonic()
         if self.playback.is_playing or self._pending_out:
             item_id = self.playback.current_item

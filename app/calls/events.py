@@ -116,16 +116,6 @@ CallEvent = (
     | CallNote
 )
 
-END_REASONS = (
-    "caller_hung_up",
-    "agent_hung_up",
-    "transferred",
-    "idle",
-    "capped",
-    "failed",
-    "abandoned",
-)
-
 
 def event_to_record(event: CallEvent) -> dict[str, Any]:
     """A JSON-able dict carrying `kind`, for the journal and the task queue."""

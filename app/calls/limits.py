@@ -39,9 +39,6 @@ class IdleClock:
             self.silent_for = 0.0
             self.prompted = False
 
-    def agent_quiet(self) -> None:
-        """The agent's audio finished playing (counting resumes from here)."""
-
     def agent_working_done(self) -> None:
         self.silent_for = 0.0
 

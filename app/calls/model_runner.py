@@ -16,6 +16,7 @@ from websockets.exceptions import InvalidStatus
 
 from app.calls.events import CallNote
 from app.calls.filler_audio import reconnect_filler_b64
+from app.calls.model_events import on_model_event
 from app.calls.responses import ResponseRequest
 from app.realtime.session import LinkClosed, RealtimeLink, session_config
 from app.twilio.messages import base64_decoded_length
@@ -23,16 +24,6 @@ from app.twilio.messages import base64_decoded_length
 if TYPE_CHECKING:
     from app.calls.call import Call
 
-FATAL_ERROR_CODES = frozenset(
-    {
-        "invalid_api_key",
-        "insufficient_quota",
-        "account_deactivated",
-        "billing_hard_limit_reached",
-        "model_not_found",
-        "unsupported_country_region_territory",
-    }
-)
 FATAL_HTTP_STATUSES = frozenset({401, 403, 404})
 BACKOFF_SECONDS = (0.2, 0.5, 1.0, 2.0, 4.0)
 RESUME_NOTE = (
@@ -43,11 +34,6 @@ RESUME_NOTE = (
 
 class FatalModelError(Exception):
     """The model refused us for good (bad key, no quota): retrying cannot help."""
-
-
-def mark_fatal(call: Call, code: str) -> None:
-    """Remember an `error` event that means the session cannot work; the socket close that follows ends it."""
-    call.fatal_model_error = code
 
 
 def instructions_for(call: Call) -> str:
@@ -87,7 +73,7 @@ async def run_model(call: Call) -> None:
             await call.flush_pending_in()
             attempt = 0
             while True:
-                await call.on_model_event(await link.receive())
+                await on_model_event(call, await link.receive())
         except FatalModelError as exc:
             await _give_up(call, str(exc))
             return
@@ -127,7 +113,7 @@ async def _read_last_errors(call: Call) -> None:
             while True:
                 event = await link.receive()
                 if event["type"] == "error":
-                    await call.on_model_event(event)
+                    await on_model_event(call, event)
     except (LinkClosed, OSError, TimeoutError):
         pass
 

@@ -129,6 +129,11 @@ class Relay:
     def live_calls(self) -> int:
         return sum(1 for call in self.calls.values() if call.attached)
 
+    @property
+    def at_capacity(self) -> bool:
+        """True when taking another call would degrade the calls already here (see bench/relay_bench.py)."""
+        return len(self.calls) >= self.settings.max_live_calls
+
     async def shutdown(self) -> None:
         """End every call (process exit) and stop background work."""
         await asyncio.gather(*(self.finish(c, "relay_shutdown") for c in list(self.calls.values())))

@@ -46,9 +46,13 @@ async def incoming_call(request: Request) -> Response:
         return Response("invalid Twilio signature", status_code=403, media_type="text/plain")
     if not _CALL_SID.match(form.get("CallSid", "")):
         return Response("missing or malformed CallSid", status_code=400, media_type="text/plain")
-    if relay.draining:
-        # Twilio follows the number's fallback URL on a 503 (another instance answers).
-        return Response("draining", status_code=503, media_type="text/plain")
+    if relay.draining or relay.at_capacity:
+        # Twilio follows the number's fallback URL on a 503 (another instance answers). A full relay says no
+        # rather than let every call on it fall behind real time.
+        log.warning("call_refused", draining=relay.draining, calls=len(relay.calls))
+        return Response(
+            "draining" if relay.draining else "at capacity", status_code=503, media_type="text/plain"
+        )
     caller = caller_from_form(form)
     relay.prepare(caller)
     log.info("call_incoming", call_sid=caller.call_sid, caller=mask_number(caller.from_number))

@@ -192,3 +192,18 @@ async def test_metrics_count_calls_and_greeting_latency_without_caller_details()
         assert "voice_agent_greeting_seconds_count 1.0" in text
         assert "voice_agent_live_calls 0.0" in text
         assert "5551234567" not in text and caller.call_sid not in text
+
+
+async def test_a_full_relay_refuses_new_calls_so_twilio_uses_the_fallback() -> None:
+    async with local_stack(first_audio_delay=0.05, settings_overrides={"max_live_calls": 1}) as stack:
+        async with stack.caller() as first:
+            await first.dial()
+            await first.connect()
+            await first.wait_agent_audio(timeout=5)
+            with pytest.raises(WebhookRejected) as refused:
+                await stack.caller().dial()
+            assert refused.value.status_code == 503
+            async with httpx.AsyncClient() as client:
+                ready = await client.get(f"{stack.relay_url}/readyz")
+            assert ready.status_code == 503 and ready.json()["at_capacity"] is True
+        assert len(stack.sim.sessions) == 1
