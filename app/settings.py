@@ -189,11 +189,6 @@ class Settings(BaseSettings):
             return "ws://" + origin[len("http://") :]
         return origin
 
-    def webhook_url(self, path: str, fallback_origin: str) -> str:
-        """The https URL Twilio used for a webhook, as the signature covers it."""
-        origin = self.public_base_url or fallback_origin.rstrip("/")
-        return origin + path
-
     def auth_token(self) -> str:
         """The Twilio auth token, or an error that says how to set it."""
         if self.twilio_auth_token is None or not self.twilio_auth_token.get_secret_value():

@@ -15,7 +15,7 @@ from app.calls.caller import CallerInfo
 from app.calls.relay import Relay
 from app.logs import get_logger, mask_number
 from app.settings import Settings
-from app.twilio.signature import is_valid_signature
+from app.twilio.signature import signed_form
 from app.twilio.twiml import connect_twiml, stream_parameters
 
 log = get_logger(__name__)
@@ -37,11 +37,8 @@ def caller_from_form(form: dict[str, str]) -> CallerInfo:
 async def incoming_call(request: Request) -> Response:
     settings: Settings = request.app.state.settings
     relay: Relay = request.app.state.relay
-    form = {key: str(value) for key, value in (await request.form()).items()}
-    url = settings.webhook_url(request.url.path, str(request.base_url))
-    if request.url.query:
-        url += "?" + request.url.query
-    if not is_valid_signature(settings.auth_token(), url, form, request.headers.get("x-twilio-signature")):
+    form = await signed_form(request, settings.public_base_url, settings.auth_token())
+    if form is None:
         log.warning("webhook_signature_rejected", path=request.url.path)
         return Response("invalid Twilio signature", status_code=403, media_type="text/plain")
     if not _CALL_SID.match(form.get("CallSid", "")):

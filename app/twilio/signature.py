@@ -13,6 +13,7 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 
+from starlette.requests import Request
 from twilio.request_validator import RequestValidator
 
 
@@ -24,6 +25,17 @@ def is_valid_signature(
         return False
     validator = RequestValidator(auth_token)
     return bool(validator.validate(url, dict(params or {}), signature))
+
+
+async def signed_form(request: Request, public_origin: str | None, auth_token: str) -> dict[str, str] | None:
+    """The form if `X-Twilio-Signature` signs it under its public URL (query included), else None."""
+    form = {key: str(value) for key, value in (await request.form()).items()}
+    url = (public_origin or str(request.base_url).rstrip("/")) + request.url.path
+    if request.url.query:
+        url += "?" + request.url.query
+    if not is_valid_signature(auth_token, url, form, request.headers.get("x-twilio-signature")):
+        return None
+    return form
 
 
 def sign(auth_token: str, url: str, params: Mapping[str, str] | None = None) -> str:

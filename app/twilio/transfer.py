@@ -22,7 +22,7 @@ from app.calls.relay import Relay
 from app.logs import get_logger
 from app.settings import Settings
 from app.twilio.rest import TwilioRestError
-from app.twilio.signature import is_valid_signature
+from app.twilio.signature import signed_form
 from app.twilio.twiml import SAY_VOICE, back_to_agent_twiml, public_url
 
 log = get_logger(__name__)
@@ -35,13 +35,9 @@ def _twiml(body: str) -> Response:
 
 async def _verified_form(request: Request) -> dict[str, str] | None:
     settings: Settings = request.app.state.settings
-    form = {key: str(value) for key, value in (await request.form()).items()}
-    url = settings.webhook_url(request.url.path, str(request.base_url))
-    if request.url.query:
-        url += "?" + request.url.query
-    if not is_valid_signature(settings.auth_token(), url, form, request.headers.get("x-twilio-signature")):
+    form = await signed_form(request, settings.public_base_url, settings.auth_token())
+    if form is None:
         log.warning("transfer_signature_rejected", path=request.url.path)
-        return None
     return form
 
 
