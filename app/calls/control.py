@@ -198,6 +198,9 @@ class CallControl:
     async def after_greeting(self) -> None:
         """Record the consent decision once the notice was heard, then start recording if enabled."""
         call = self.call
+        if call.caller.resume:
+            self._consent_recorded = True  # decided, announced and recorded in the call's first segment
+            return
         consent = call.consent
         heard_at: float | None = None
         if consent.notice_required:

@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 
 import httpx
 
-from app.calls.events import CallEnded, CallNote, MemorySink
+from app.calls.events import CallEnded, CallNote, ConsentDecision, MemorySink
 from app.sim.harness import LocalStack, local_stack
 from app.sim.realtime_script import SimTurn
 from app.sim.twilio_caller import SimulatedCaller
@@ -153,6 +153,8 @@ async def test_no_answer_brings_the_caller_back_to_the_agent_with_the_conversati
         assert "nobody answered" in first
         assert session.model == "gpt-realtime"  # an escalated call gets the full model
     assert _ended(sink)[:1] == ["transferred"]
+    # The consent decision belongs to the call's first segment; coming back does not re-record it.
+    assert len([e for e in sink.events if isinstance(e, ConsentDecision)]) == 1
 
 
 async def test_no_transfer_number_is_voiced_as_a_structured_tool_error() -> None:
