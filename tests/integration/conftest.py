@@ -31,7 +31,10 @@ from tests.integration.workers_harness import (
     serve_endpoints,
 )
 
-PG_ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+# The admin connection that creates (and drops) each test session's database.
+PG_ADMIN_DSN = os.environ.get(
+    "VOICE_AGENT_TEST_POSTGRES_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+)
 
 
 # --- PostgreSQL -----------------------------------------------------------------------------------------
