@@ -263,11 +263,14 @@ class Call:
             await self.play(item_id, base64.b64encode(mulaw).decode(), len(mulaw))
 
     async def flush_outbound(self, item_id: str) -> None:
-        """End of a response's audio: emit what the pcm16 converter still holds."""
-        if self._outbound is not None and item_id not in self.dropped_items:
+        """End of an item's audio: emit what the pcm16 converter holds, then the item's closing mark."""
+        if item_id in self.dropped_items:
+            return
+        if self._outbound is not None:
             tail = self._outbound.flush()
             if tail:
                 await self.play(item_id, base64.b64encode(tail).decode(), len(tail))
+        await self.play(item_id, "", 0)
 
     async def play(self, item_id: str, payload_b64: str, nbytes: int) -> None:
         """Send agent audio to the caller (held until the stream has a streamSid, trap 15)."""
@@ -283,10 +286,14 @@ class Call:
     ) -> None:
         if self.timings.first_audio_sent_at is None:
             self.timings.first_audio_sent_at = time.perf_counter()
-        mark = self.playback.on_sent(item_id, nbytes, time.monotonic())
-        self._audio_out_bytes += nbytes
-        await twilio.send_text(tw.media_message(stream_sid, payload_b64))
-        await twilio.send_text(tw.mark_message(stream_sid, mark))
+        if nbytes == 0:  # the end of an item's audio: its closing mark
+            mark = self.playback.end_of_item()
+        else:
+            mark = self.playback.on_sent(item_id, nbytes, time.monotonic())
+            self._audio_out_bytes += nbytes
+            await twilio.send_text(tw.media_message(stream_sid, payload_b64))
+        if mark is not None:
+            await twilio.send_text(tw.mark_message(stream_sid, mark))
 
     def has_queued_audio(self, item_id: str) -> bool:
         """True while audio of `item_id` waits for the stream to start."""

@@ -98,6 +98,7 @@ async def run_model(call: Call) -> None:
             filler = reconnect_filler_b64()
             if call.attached and filler:
                 await call.play("reconnect-filler", filler, base64_decoded_length(filler))
+                await call.play("reconnect-filler", "", 0)  # its closing mark
         await asyncio.sleep(BACKOFF_SECONDS[min(attempt, len(BACKOFF_SECONDS) - 1)])
         attempt += 1
         resumed = True
