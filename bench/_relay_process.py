@@ -136,6 +136,7 @@ async def relay_process(
         "redis_url": None,
         "preopen_ttl_seconds": 30.0,
         "heartbeat_seconds": 5.0,
+        "max_live_calls": 1000,  # the bench measures the process past the admission limit on purpose
         **settings_overrides,
     }
     port = _free_port()
