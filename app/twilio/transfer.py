@@ -14,10 +14,13 @@ relay instance can serve any step.
 
 from __future__ import annotations
 
+import time
+
 from fastapi import APIRouter, Request, Response
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from app.calls.caller import CallerInfo
+from app.calls.events import CallNote
 from app.calls.relay import Relay
 from app.logs import get_logger
 from app.settings import Settings
@@ -27,6 +30,11 @@ from app.twilio.twiml import SAY_VOICE, back_to_agent_twiml, public_url
 
 log = get_logger(__name__)
 router = APIRouter()
+
+
+def _result(call_sid: str, status: str) -> CallNote:
+    """How the hand-off ended, for the call record: completed (they talked), busy, no-answer, declined..."""
+    return CallNote(call_sid=call_sid, at=time.time(), tag="transfer_result", detail={"status": status})
 
 
 def _twiml(body: str) -> Response:
@@ -81,6 +89,7 @@ async def answer(request: Request) -> Response:
     relay: Relay = request.app.state.relay
     parent = form.get("ParentCallSid", "")
     if parent:
+        relay.sink.emit(_result(parent, "declined"))
         caller = _returning_caller(request, parent, "transfer_declined")
         relay.prepare(caller)
         twiml = back_to_agent_twiml(request.app.state.settings, caller, str(request.base_url))
@@ -103,9 +112,12 @@ async def dial_done(request: Request) -> Response:
     status = form.get("DialCallStatus", "failed")
     call_sid = form.get("CallSid", "")
     log.info("transfer_finished", call_sid=call_sid, status=status)
-    if status == "completed" or not call_sid:
+    if not call_sid:
         return _twiml(str(VoiceResponse().hangup()))
     relay: Relay = request.app.state.relay
+    relay.sink.emit(_result(call_sid, status))
+    if status == "completed":
+        return _twiml(str(VoiceResponse().hangup()))
     caller = _returning_caller(request, call_sid, f"transfer_{status}")
     relay.prepare(caller)
     return _twiml(back_to_agent_twiml(request.app.state.settings, caller, str(request.base_url)))
