@@ -99,9 +99,6 @@ class Settings(BaseSettings):
     smtp_starttls: bool = True
     summary_email_from: str | None = None
     summary_email_to: str | None = Field(default=None, description="Comma-separated back-office addresses.")
-    backoffice_token: SecretStr | None = Field(
-        default=None, description="Bearer token for back-office pages and APIs; they refuse all when unset."
-    )
 
     # --- Relay behaviour -------------------------------------------------------------------------------
     tool_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
