@@ -13,17 +13,14 @@ from fastapi.responses import JSONResponse
 from app.calls.events import MemorySink, ToolInvocation, TranscriptTurn
 from app.sim.harness import bound_port, local_stack, serve_in_background, stop_server
 from app.sim.realtime_script import SimTurn
-
-LOUD = bytes([0x10, 0x90] * 4000)  # 1 s of loud mu-law the simulated VAD hears as speech
+from tests.e2e.calls import LOUD, answered, speak_and_hear_reply
 
 
 async def test_barge_in_clears_twilio_and_truncates_at_heard_audio() -> None:
     script = [SimTurn(hears="tell me everything", audio_seconds=8.0)]
     async with local_stack(first_audio_delay=0.05, script=script) as stack:
         async with stack.caller() as caller:
-            await caller.dial()
-            await caller.connect()
-            await caller.wait_agent_silent(quiet=0.3, timeout=10)
+            await answered(caller)
             greeting_heard = len(caller.heard_audio())
             caller.say(LOUD)
             said = await caller.wait_said(timeout=5)
@@ -54,11 +51,8 @@ async def test_barge_in_cancels_an_active_response_once() -> None:
     script = [SimTurn(hears="question", audio_seconds=20.0)]
     async with local_stack(first_audio_delay=0.05, realtime_factor=1.0, script=script) as stack:
         async with stack.caller() as caller:
-            await caller.dial()
-            await caller.connect()
-            await caller.wait_agent_silent(quiet=0.3, timeout=10)
-            caller.say(LOUD)
-            await caller.wait_agent_audio(timeout=10, since=await caller.wait_said(timeout=5))
+            await answered(caller)
+            await speak_and_hear_reply(caller)
             await asyncio.sleep(0.5)
             caller.say(LOUD)
             session = stack.sim.sessions[0]
@@ -76,11 +70,8 @@ async def test_interrupted_agent_turn_is_stored_as_heard() -> None:
     script = [SimTurn(hears="tell me", say=long_line)]
     async with local_stack(sink=sink, first_audio_delay=0.05, script=script) as stack:
         async with stack.caller() as caller:
-            await caller.dial()
-            await caller.connect()
-            await caller.wait_agent_silent(quiet=0.3, timeout=10)
-            caller.say(LOUD)
-            await caller.wait_agent_audio(timeout=10, since=await caller.wait_said(timeout=5))
+            await answered(caller)
+            await speak_and_hear_reply(caller)
             await asyncio.sleep(1.0)
             caller.say(LOUD)
             await stack.sim.sessions[0].wait_for("conversation.item.truncate", timeout=5)
@@ -100,9 +91,7 @@ async def test_tool_call_round_trip_through_the_business_backend() -> None:
     ]
     async with local_stack(sink=sink, first_audio_delay=0.05, script=script) as stack:
         async with stack.caller() as caller:
-            await caller.dial()
-            await caller.connect()
-            await caller.wait_agent_silent(quiet=0.3, timeout=10)
+            await answered(caller)
             caller.say(LOUD)
             session = stack.sim.sessions[0]
             created = await session.wait_for(
@@ -153,9 +142,7 @@ async def test_slow_tool_gets_a_filler_instead_of_dead_air(slow_backend: str) ->
     overrides = {"business_api_base": slow_backend, "tool_timeout_seconds": 3.0}
     async with local_stack(first_audio_delay=0.05, script=script, settings_overrides=overrides) as stack:
         async with stack.caller() as caller:
-            await caller.dial()
-            await caller.connect()
-            await caller.wait_agent_silent(quiet=0.3, timeout=10)
+            await answered(caller)
             caller.say(LOUD)
             session = stack.sim.sessions[0]
             filler = await session.wait_for(
@@ -177,9 +164,7 @@ async def test_tool_timeout_comes_back_as_structured_output(slow_backend: str) -
     overrides = {"business_api_base": slow_backend, "tool_timeout_seconds": 1.0}
     async with local_stack(first_audio_delay=0.05, script=script, settings_overrides=overrides) as stack:
         async with stack.caller() as caller:
-            await caller.dial()
-            await caller.connect()
-            await caller.wait_agent_silent(quiet=0.3, timeout=10)
+            await answered(caller)
             caller.say(LOUD)
             created = await stack.sim.sessions[0].wait_for(
                 "conversation.item.create", lambda e: e["item"]["type"] == "function_call_output", timeout=10

@@ -12,6 +12,7 @@ from app.main import create_app
 from app.sim.harness import bound_port, local_stack, serve_in_background, stop_server
 from app.sim.realtime_script import SimTurn
 from app.sim.twilio_caller import StreamRejected, WebhookRejected
+from tests.e2e.calls import answered
 
 
 async def test_greeting_is_ready_when_the_stream_starts() -> None:
@@ -126,9 +127,7 @@ async def test_caller_hang_up_closes_the_model_session_at_once() -> None:
 async def test_dtmf_reaches_the_model_as_caller_input() -> None:
     async with local_stack(first_audio_delay=0.05, script=[SimTurn(say="You pressed five.")]) as stack:
         async with stack.caller() as caller:
-            await caller.dial()
-            await caller.connect()
-            await caller.wait_agent_silent(quiet=0.3, timeout=10)
+            await answered(caller)
             await caller.press("5")
             session = stack.sim.sessions[0]
             item = await session.wait_for("conversation.item.create", timeout=3)
@@ -144,9 +143,7 @@ async def test_pcm16_mode_converts_both_directions() -> None:
     script = [SimTurn(hears="hello", say="Hello to you too, how are you doing today?")]
     async with local_stack(first_audio_delay=0.05, settings_overrides=overrides, script=script) as stack:
         async with stack.caller() as caller:
-            await caller.dial()
-            await caller.connect()
-            await caller.wait_agent_silent(quiet=0.3, timeout=10)
+            await answered(caller)
             greeting_bytes = caller.received_media_bytes
             caller.say(bytes([0x10, 0x90] * 4000))  # one second of loud speech-like mu-law
             await caller.wait_agent_audio(timeout=10, since=await caller.wait_said(timeout=5))

@@ -13,8 +13,8 @@ from app.sim.harness import LocalStack, local_stack
 from app.sim.realtime_script import SimTurn
 from app.sim.twilio_caller import SimulatedCaller
 from app.twilio.signature import sign
+from tests.e2e.calls import LOUD, answered
 
-LOUD = bytes([0x10, 0x90] * 4000)
 HUMAN = "+15557654321"
 
 
@@ -183,9 +183,7 @@ async def test_pressing_zero_reaches_a_person() -> None:
     async with local_stack(first_audio_delay=0.05, twilio_rest=True, settings_overrides=overrides) as stack:
         assert stack.rest is not None
         async with stack.caller() as caller:
-            await caller.dial()
-            await caller.connect()
-            await caller.wait_agent_silent(quiet=0.3, timeout=10)
+            await answered(caller)
             await caller.press("0")
             request = await stack.rest.wait_for_request(lambda r: "Twiml" in r.form, timeout=15)
         assert HUMAN in request.form["Twiml"]

@@ -10,8 +10,8 @@ from typing import Any
 from app.calls.events import CallEnded, CallNote, ConsentDecision, MemorySink, RecordingStarted
 from app.sim.harness import local_stack
 from app.sim.realtime_script import SimTurn
+from tests.e2e.calls import answered, speak_and_hear_reply
 
-LOUD = bytes([0x10, 0x90] * 4000)
 HUMAN = "+15557654321"
 
 
@@ -75,8 +75,7 @@ async def test_a_talking_caller_is_not_treated_as_idle() -> None:
             await caller.connect()
             for _ in range(3):
                 await caller.wait_agent_silent(quiet=0.3, timeout=10)
-                caller.say(LOUD)
-                await caller.wait_agent_audio(timeout=10, since=await caller.wait_said(timeout=5))
+                await speak_and_hear_reply(caller)
         said = _instructions(stack.sim.sessions[0].received_of("response.create"))
         assert not any("still there" in s for s in said)
 
@@ -125,11 +124,8 @@ async def test_model_drop_reconnects_with_history_and_no_second_greeting() -> No
     script = [SimTurn(hears="what are your hours", say="Nine to five."), SimTurn(say="As I was saying.")]
     async with local_stack(sink=sink, first_audio_delay=0.05, script=script) as stack:
         async with stack.caller() as caller:
-            await caller.dial()
-            await caller.connect()
-            await caller.wait_agent_silent(quiet=0.3, timeout=10)
-            caller.say(LOUD)
-            await caller.wait_agent_audio(timeout=10, since=await caller.wait_said(timeout=5))
+            await answered(caller)
+            await speak_and_hear_reply(caller)
             await caller.wait_agent_silent(quiet=0.5, timeout=10)
             before = caller.received_media_bytes
             await stack.sim.sessions[0].drop(1011)
@@ -148,9 +144,7 @@ async def test_model_drop_reconnects_with_history_and_no_second_greeting() -> No
 async def test_session_cap_close_is_reconnected_too() -> None:
     async with local_stack(first_audio_delay=0.05) as stack:
         async with stack.caller() as caller:
-            await caller.dial()
-            await caller.connect()
-            await caller.wait_agent_silent(quiet=0.3, timeout=10)
+            await answered(caller)
             await stack.sim.sessions[0].close(1001)
             await stack.sim.wait_for_session(1, timeout=5)
             assert not caller.closed_by_relay.is_set()

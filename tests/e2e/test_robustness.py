@@ -7,8 +7,7 @@ import json
 
 from app.sim.harness import local_stack
 from app.sim.realtime_script import SimTurn
-
-LOUD = bytes([0x10, 0x90] * 4000)
+from tests.e2e.calls import LOUD
 
 
 async def test_malformed_frames_are_survived_and_the_call_goes_on() -> None:

@@ -11,11 +11,10 @@ import pytest
 from app.outbox import OutboxSink
 from app.sim.harness import local_stack
 from app.sim.realtime_script import SimTurn
+from tests.e2e.calls import answered, speak_and_hear_reply
 from tests.integration.workers_harness import Database, RedisServer, Services, relay_settings, wait_until
 
 pytestmark = pytest.mark.integration
-
-LOUD = bytes([0x10, 0x90] * 4000)
 
 
 def _next_weekday_ten() -> str:
@@ -43,11 +42,8 @@ async def test_a_simulated_call_through_the_relay_is_stored_with_outcome_and_sum
     try:
         async with local_stack(sink=sink, first_audio_delay=0.05, script=script) as stack:
             async with stack.caller(from_number="+15551112222", caller_state="NY") as caller:
-                await caller.dial()
-                await caller.connect()
-                await caller.wait_agent_silent(quiet=0.3, timeout=10)
-                caller.say(LOUD)
-                await caller.wait_agent_audio(timeout=10, since=await caller.wait_said(timeout=5))
+                await answered(caller)
+                await speak_and_hear_reply(caller)
                 await caller.wait_agent_silent(quiet=0.6, timeout=15)
             sid = caller.call_sid
             await asyncio.sleep(0.3)
