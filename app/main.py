@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from openai import AsyncOpenAI
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from app.access_log import AccessLog
 from app.calls.events import CallEventSink
 from app.calls.filler_audio import prepare_filler_audio
 from app.calls.relay import Relay
@@ -21,6 +22,7 @@ from app.metrics import RelayMetrics
 from app.realtime.session import make_openai_client
 from app.settings import Settings
 from app.twilio import incoming, stream, transfer
+from app.twilio.request_guard import RequestGuard
 from app.twilio.rest import AsyncTwilioRest
 
 
@@ -57,7 +59,15 @@ def create_app(
                 await openai_client.close()
 
     metrics = RelayMetrics()
-    app = FastAPI(title="voice-agent relay", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="voice-agent relay", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+    )
+    app.add_middleware(
+        RequestGuard,
+        max_body_bytes=settings.max_webhook_body_bytes,
+        read_timeout_seconds=settings.http_read_timeout_seconds,
+    )
+    app.add_middleware(AccessLog)  # outermost: refusals are logged too
     app.state.settings = settings
     app.include_router(incoming.router)
     app.include_router(stream.router)

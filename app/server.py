@@ -1,5 +1,12 @@
 """Serving the relay with uvicorn, and draining calls on SIGTERM instead of cutting them.
 
+uvicorn reads a request's headers with no deadline: a client that connects and trickles its headers a byte
+at a time (slowloris) holds a connection forever, and uvicorn's keep-alive timer only runs between requests.
+`HeaderDeadlineProtocol` closes a connection whose request headers are not complete within
+`HTTP_READ_TIMEOUT_SECONDS` of its first byte (or of the connection, for the first request); the body's own
+deadline is `RequestGuard`'s. WebSocket upgrades are covered too: the upgrade is an HTTP request until its
+headers are complete. `X-Forwarded-*` headers are trusted only from `FORWARDED_ALLOW_IPS`.
+
 Stock uvicorn closes every WebSocket (code 1012) the moment SIGTERM arrives, which hangs up every caller on
 each deploy. Here the first SIGTERM/SIGINT only marks the relay as draining: readiness turns 503, the
 webhook answers 503 (Twilio then uses the number's fallback URL) and new streams are refused, while live
@@ -8,16 +15,61 @@ calls go on. The server exits when the last call ends or `drain_seconds` pass; a
 
 from __future__ import annotations
 
+import asyncio
 import time
 from types import FrameType
 from typing import Any
 
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from app.calls.relay import Relay
 from app.logs import get_logger
+from app.settings import Settings
 
 log = get_logger(__name__)
+WS_MAX_FRAME_BYTES = 1024 * 1024  # the WebSocket layer closes with 1009 past this (it cannot skip a frame)
+
+
+class HeaderDeadlineProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, plus a deadline for each request's headers."""
+
+    header_timeout_seconds = 10.0  # set per server by `relay_config`
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._header_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_header_deadline()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._header_deadline is None:  # a later request on a kept-alive connection
+            self._arm_header_deadline()
+
+    def on_headers_complete(self) -> None:
+        self._cancel_header_deadline()
+        super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_header_deadline()
+        super().connection_lost(exc)
+
+    def _arm_header_deadline(self) -> None:
+        self._header_deadline = self.loop.call_later(self.header_timeout_seconds, self._headers_too_slow)
+
+    def _cancel_header_deadline(self) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+            self._header_deadline = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_deadline = None
+        if not self.transport.is_closing():
+            log.warning("http_headers_timeout", waited_s=self.header_timeout_seconds)
+            self.transport.close()
 
 
 class DrainingServer(uvicorn.Server):
@@ -57,17 +109,30 @@ class DrainingServer(uvicorn.Server):
         return await super().on_tick(counter)
 
 
-def run_relay(app: Any, *, host: str, port: int, drain_seconds: float) -> None:
-    """Serve `app` until a signal, draining live calls first."""
-    config = uvicorn.Config(
+def relay_config(app: Any, settings: Settings, *, host: str, port: int) -> uvicorn.Config:
+    """The production uvicorn settings for `app` (also used by tests and the edge bench)."""
+    protocol = type(
+        "RelayHttpProtocol",
+        (HeaderDeadlineProtocol,),
+        {"header_timeout_seconds": settings.http_read_timeout_seconds},
+    )
+    return uvicorn.Config(
         app,
         host=host,
         port=port,
-        ws_max_size=1024 * 1024,
+        http=protocol,
+        ws_max_size=WS_MAX_FRAME_BYTES,
         proxy_headers=True,
-        forwarded_allow_ips="*",
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         log_config=None,
+        access_log=False,  # app.access_log logs each request without its query string
+        server_header=False,
         timeout_graceful_shutdown=5,
     )
+
+
+def run_relay(app: Any, *, host: str, port: int, drain_seconds: float) -> None:
+    """Serve `app` (built by `create_app`, which holds its settings) until a signal, draining calls first."""
+    config = relay_config(app, app.state.settings, host=host, port=port)
     server = DrainingServer(config, drain_seconds=drain_seconds)
     server.run()  # uvicorn's own loop setup: uvloop when installed (5-10% less CPU per call)

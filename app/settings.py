@@ -115,6 +115,23 @@ class Settings(BaseSettings):
     drain_seconds: float = Field(
         default=280.0, ge=0, description="On SIGTERM, how long live calls may go on (under kill_timeout)."
     )
+    # --- The public edge (webhooks and media streams) ------------------------------------------------
+    stream_token_ttl_seconds: float = Field(
+        default=60.0, gt=0, le=600, description="A stream token is good this long after its webhook, once."
+    )
+    stream_start_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=60, description="A signed stream that sends no `start` by then is closed."
+    )
+    max_webhook_body_bytes: int = Field(
+        default=32 * 1024, ge=4096, le=1024 * 1024, description="Larger request bodies get 413 unread."
+    )
+    http_read_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=120, description="A request's headers, and then its body, must arrive by then."
+    )
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1",
+        description="Comma-separated proxy addresses or networks whose X-Forwarded-For/-Proto are trusted.",
+    )
     prompts_dir: Path = Path(__file__).resolve().parent.parent / "prompts"
     log_level: str = "INFO"
     log_json: bool = False

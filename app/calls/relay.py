@@ -53,6 +53,9 @@ class Relay:
         self.metrics = metrics
         self.calls: dict[str, Call] = {}
         self._histories: dict[str, tuple[float, list[str]]] = {}
+        # Replay guards, each entry kept (monotonic deadline) only while it could still matter.
+        self._spent_tokens: dict[str, float] = {}
+        self._ended_streams: dict[tuple[str, int], float] = {}
         self.tasks = TaskOwner("relay")
         self.draining = False
         self._prompts: tuple[dt.date, Prompts] | None = None
@@ -96,8 +99,26 @@ class Relay:
         self.tasks.spawn(self._expire_if_unclaimed(call), "preopen-ttl")
         return call
 
+    def spend_stream_token(self, token: str) -> bool:
+        """True the first time this process sees `token`: a stream token opens one stream only."""
+        now = time.monotonic()
+        self._spent_tokens = {k: until for k, until in self._spent_tokens.items() if until > now}
+        if token in self._spent_tokens:
+            return False
+        # Remembered a little longer than any relay would still take it (clock skew between instances).
+        self._spent_tokens[token] = now + self.settings.stream_token_ttl_seconds + 30
+        return True
+
     def claim(self, caller: CallerInfo) -> Call:
-        """The call a stream binds to: the prepared one, or a fresh one when this instance has none."""
+        """The call a stream binds to: the prepared one, or a fresh one when this instance has none.
+
+        A stream for a call segment this relay already ended is refused (`StreamEndedError`): a return
+        stream after a failed transfer is a new segment, so it is not.
+        """
+        now = time.monotonic()
+        self._ended_streams = {k: until for k, until in self._ended_streams.items() if until > now}
+        if (caller.call_sid, caller.segment) in self._ended_streams:
+            raise StreamEndedError(caller.call_sid)
         call = self.calls.get(caller.call_sid)
         if call is not None and not call.attached and not call.ended.is_set():
             return call
@@ -113,6 +134,8 @@ class Relay:
         finally:
             if self.calls.get(call.sid) is call:
                 del self.calls[call.sid]
+            if call.attached:
+                self._ended_streams[(call.sid, call.caller.segment)] = time.monotonic() + HISTORY_TTL_SECONDS
             if self.metrics is not None:
                 self.metrics.call_ended(call)
             if call.end_reason == "transferred":
@@ -142,3 +165,7 @@ class Relay:
 
 class DuplicateStreamError(Exception):
     """A second stream for a call that already has one."""
+
+
+class StreamEndedError(Exception):
+    """A stream for a call segment this relay already ended (a replayed `start`)."""

@@ -16,10 +16,13 @@ import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qs, urlsplit
+
+import httpx
 
 from app.sim.twilio_caller import SimulatedCaller
 from app.sim.twilio_rest import RecordedRequest, SimulatedTwilioRest
+from app.sim.twilio_webhook import new_sid
+from app.twilio.signature import sign
 
 if TYPE_CHECKING:
     from app.sim.call_command import CallReport
@@ -83,8 +86,7 @@ def _describe_twiml(twiml: str, at: float) -> TwilioAsk:
             parts.append(f"dial {number}{ring}")
             if target is not None and target.get("url"):
                 whisper = target.get("url")
-                brief = parse_qs(urlsplit(whisper or "").query).get("brief", [""])[0]
-                parts[-1] += f', whispering "{brief}" to whoever answers'
+                parts[-1] += ", whispering a brief to whoever answers"
         elif verb.tag == "Connect":
             parts.append("reconnect to the agent")
         elif verb.tag == "Hangup":
@@ -93,6 +95,22 @@ def _describe_twiml(twiml: str, at: float) -> TwilioAsk:
             parts.append(verb.tag)
     summary = "redirect the call: " + (", then ".join(parts) or "empty TwiML")
     return TwilioAsk(at, "redirect", summary, dial_number=number, whisper_url=whisper)
+
+
+async def fetch_whisper(caller: SimulatedCaller, public_url: str) -> str:
+    """What the relay's whisper at `public_url` says to the person, asked as Twilio would (signed)."""
+    form = {"CallSid": new_sid("CA"), "ParentCallSid": caller.call_sid, "AccountSid": caller.account_sid}
+    signature = sign(caller.auth_token, public_url, form)
+    local = public_url.replace(caller.public_base_url, caller.relay_url, 1)
+    try:
+        async with httpx.AsyncClient(timeout=5, trust_env=False) as client:
+            response = await client.post(local, data=form, headers={"X-Twilio-Signature": signature})
+    except httpx.HTTPError as exc:
+        return f"(the whisper request failed: {type(exc).__name__})"
+    if response.status_code != 200:
+        return f"(the whisper request failed with HTTP {response.status_code})"
+    say = ET.fromstring(response.text).find("Gather/Say")
+    return f'"{(say.text or "").strip()}"' if say is not None else "(no whisper)"
 
 
 class CallWatch:
@@ -112,6 +130,7 @@ class CallWatch:
         self.relay_closed_at: float | None = None
         self._note = note
         self._seen = 0
+        self._whispers_heard: set[str] = set()
 
     async def hang_up(self) -> None:
         """Called by the REST API when the relay redirected or completed the call: Twilio stops the stream."""
@@ -147,12 +166,25 @@ class CallWatch:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
             self._collect()
+            await self._hear_whispers()
 
     async def _follow(self) -> None:
         while True:
             self._collect()
             _ = self.ended  # stamps the close time while it is fresh
+            await self._hear_whispers()
             await asyncio.sleep(POLL_SECONDS)
+
+    async def _hear_whispers(self) -> None:
+        """Ask the relay for each transfer's whisper, as Twilio does when the person answers (the brief is
+        sealed in the whisper URL, so only the relay can say it)."""
+        for ask in self.asks:
+            url = ask.whisper_url
+            if url is None or url in self._whispers_heard:
+                continue
+            said = await fetch_whisper(self.caller, url)
+            self._whispers_heard.add(url)  # only once heard: a cancelled fetch is retried when the call ends
+            self._note(time.perf_counter(), f"the person who answers hears: {said}")
 
     def _collect(self) -> None:
         if self.rest is None:

@@ -9,11 +9,13 @@
 4. `POST /twilio/transfer/done` is the caller's `<Dial action>`: `completed` means they talked, so hang up;
    busy / no-answer / failed / canceled send the caller back to the agent.
 Every request is signature-checked, and everything a step needs travels in its signed URL or form, so any
-relay instance can serve any step.
+relay instance can serve any step. What the URL carries is sealed (`transfer_link`): nothing readable, and a
+forged, expired or malformed context gets 400 and a log line.
 """
 
 from __future__ import annotations
 
+import re
 import time
 
 from fastapi import APIRouter, Request, Response
@@ -26,10 +28,13 @@ from app.logs import get_logger
 from app.settings import Settings
 from app.twilio.rest import TwilioRestError
 from app.twilio.signature import signed_form
+from app.twilio.transfer_link import TransferContext, TransferLinkError, unseal
 from app.twilio.twiml import SAY_VOICE, back_to_agent_twiml, public_url
 
 log = get_logger(__name__)
 router = APIRouter()
+CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
+DIAL_STATUSES = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
 
 
 def _result(call_sid: str, status: str) -> CallNote:
@@ -49,15 +54,28 @@ async def _verified_form(request: Request) -> dict[str, str] | None:
     return form
 
 
-def _returning_caller(request: Request, call_sid: str, resume: str) -> CallerInfo:
-    query = request.query_params
+def _context(request: Request) -> TransferContext | None:
+    """The sealed context of this callback's URL, or None (logged) when it is missing or invalid."""
+    settings: Settings = request.app.state.settings
+    try:
+        return unseal(settings.auth_token(), request.query_params.get("ctx"))
+    except TransferLinkError as exc:
+        log.warning("transfer_context_refused", path=request.url.path, reason=str(exc))
+        return None
+
+
+def _bad_context() -> Response:
+    return Response("invalid transfer context", status_code=400, media_type="text/plain")
+
+
+def _returning_caller(context: TransferContext, call_sid: str, resume: str) -> CallerInfo:
     return CallerInfo(
         call_sid=call_sid,
-        from_number=query.get("from") or None,
-        to_number=query.get("to") or None,
-        caller_state=query.get("state") or None,
+        from_number=context.from_number,
+        to_number=context.to_number,
+        caller_state=context.caller_state,
         resume=resume,
-        segment=int(query.get("segment", "2") or 2),
+        segment=context.segment,
     )
 
 
@@ -65,17 +83,21 @@ def _returning_caller(request: Request, call_sid: str, resume: str) -> CallerInf
 async def whisper(request: Request) -> Response:
     if await _verified_form(request) is None:
         return Response("invalid Twilio signature", status_code=403)
-    query = dict(request.query_params)
-    brief = query.pop("brief", "")
+    context = _context(request)
+    if context is None:
+        return _bad_context()
+    sealed = request.query_params["ctx"]  # the answer step needs the same context (the brief is ignored)
     response = VoiceResponse()
     gather = Gather(
         num_digits=1,
         timeout=8,
-        action=public_url(request.app.state.settings, "/twilio/transfer/answer", **query),
+        action=public_url(request.app.state.settings, "/twilio/transfer/answer", ctx=sealed),
     )
-    gather.say(f"Transfer from the virtual receptionist. {brief} Press 1 to take the call.", voice=SAY_VOICE)
+    gather.say(
+        f"Transfer from the virtual receptionist. {context.brief} Press 1 to take the call.", voice=SAY_VOICE
+    )
     response.append(gather)
-    response.redirect(public_url(request.app.state.settings, "/twilio/transfer/answer", **query))
+    response.redirect(public_url(request.app.state.settings, "/twilio/transfer/answer", ctx=sealed))
     return _twiml(str(response))
 
 
@@ -88,9 +110,15 @@ async def answer(request: Request) -> Response:
         return _twiml(str(VoiceResponse().say("Connecting you now.", voice=SAY_VOICE)))
     relay: Relay = request.app.state.relay
     parent = form.get("ParentCallSid", "")
+    if parent and not CALL_SID.match(parent):
+        log.warning("transfer_callback_malformed", path=request.url.path)
+        return Response("malformed ParentCallSid", status_code=400, media_type="text/plain")
     if parent:
+        context = _context(request)
+        if context is None:
+            return _bad_context()
         relay.sink.emit(_result(parent, "declined"))
-        caller = _returning_caller(request, parent, "transfer_declined")
+        caller = _returning_caller(context, parent, "transfer_declined")
         relay.prepare(caller)
         twiml = back_to_agent_twiml(request.app.state.settings, caller, str(request.base_url))
         try:
@@ -111,6 +139,9 @@ async def dial_done(request: Request) -> Response:
         return Response("invalid Twilio signature", status_code=403)
     status = form.get("DialCallStatus", "failed")
     call_sid = form.get("CallSid", "")
+    if status not in DIAL_STATUSES or (call_sid and not CALL_SID.match(call_sid)):
+        log.warning("transfer_callback_malformed", path=request.url.path, status=status[:20])
+        return Response("malformed DialCallStatus or CallSid", status_code=400, media_type="text/plain")
     log.info("transfer_finished", call_sid=call_sid, status=status)
     if not call_sid:
         return _twiml(str(VoiceResponse().hangup()))
@@ -118,6 +149,9 @@ async def dial_done(request: Request) -> Response:
     relay.sink.emit(_result(call_sid, status))
     if status == "completed":
         return _twiml(str(VoiceResponse().hangup()))
-    caller = _returning_caller(request, call_sid, f"transfer_{status}")
+    context = _context(request)
+    if context is None:
+        return _bad_context()
+    caller = _returning_caller(context, call_sid, f"transfer_{status}")
     relay.prepare(caller)
     return _twiml(back_to_agent_twiml(request.app.state.settings, caller, str(request.base_url)))

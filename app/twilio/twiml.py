@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from urllib.parse import urlencode
 
 from twilio.twiml.voice_response import Connect, Dial, VoiceResponse
@@ -9,12 +10,19 @@ from twilio.twiml.voice_response import Connect, Dial, VoiceResponse
 from app.calls.caller import CallerInfo
 from app.settings import Settings
 from app.twilio.signature import stream_token
+from app.twilio.transfer_link import TransferContext, seal
 
 SAY_VOICE = "Polly.Joanna"
 
 
-def stream_parameters(auth_token: str, caller: CallerInfo) -> dict[str, str]:
-    """The `<Parameter>`s that come back in `start.customParameters`, with a token binding them all."""
+def stream_parameters(
+    auth_token: str, caller: CallerInfo, *, issued_at: float | None = None
+) -> dict[str, str]:
+    """The `<Parameter>`s that come back in `start.customParameters`, with a token binding them all.
+
+    `issued` (unix seconds) is signed with the rest, so the token expires (`STREAM_TOKEN_TTL_SECONDS`) and
+    each webhook's token differs from the last one's: the relay accepts a token for one stream only.
+    """
     params = {
         "callSid": caller.call_sid,
         "from": caller.from_number or "",
@@ -24,6 +32,7 @@ def stream_parameters(auth_token: str, caller: CallerInfo) -> dict[str, str]:
     if caller.resume:
         params["resume"] = caller.resume
         params["segment"] = str(caller.segment)
+    params["issued"] = str(int(time.time() if issued_at is None else issued_at))
     params["token"] = stream_token(auth_token, *bound_values(params))
     return params
 
@@ -48,25 +57,31 @@ def public_url(settings: Settings, path: str, **query: str | int) -> str:
     return base + path + ("?" + urlencode(query) if query else "")
 
 
-def _caller_query(caller: CallerInfo) -> dict[str, str | int]:
-    return {
-        "from": caller.from_number or "",
-        "to": caller.to_number or "",
-        "state": caller.caller_state or "",
-        "segment": caller.segment + 1,
-    }
+def _transfer_context(caller: CallerInfo, brief: str = "") -> TransferContext:
+    return TransferContext(
+        from_number=caller.from_number,
+        to_number=caller.to_number,
+        caller_state=caller.caller_state,
+        segment=caller.segment + 1,
+        brief=brief,
+    )
 
 
 def transfer_twiml(settings: Settings, caller: CallerInfo, number: str, brief: str) -> str:
-    """The caller's new TwiML: ring the person, whisper the brief to them, come back on failure."""
-    query = _caller_query(caller)
+    """The caller's new TwiML: ring the person, whisper the brief to them, come back on failure.
+
+    The callback URLs carry one sealed parameter (`ctx`, see `transfer_link`): no number, state or brief
+    is readable in them.
+    """
+    token = settings.auth_token()
     response = VoiceResponse()
     dial = Dial(
-        action=public_url(settings, "/twilio/transfer/done", **query),
+        action=public_url(settings, "/twilio/transfer/done", ctx=seal(token, _transfer_context(caller))),
         answer_on_bridge=True,
         timeout=settings.transfer_ring_seconds,
     )
-    dial.number(number, url=public_url(settings, "/twilio/transfer/whisper", brief=brief, **query))
+    whisper_context = seal(token, _transfer_context(caller, brief))
+    dial.number(number, url=public_url(settings, "/twilio/transfer/whisper", ctx=whisper_context))
     response.append(dial)
     return str(response)
 
