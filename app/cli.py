@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import sys
 
-from app.logs import configure_logging
+from app.logs import configure_logging, settings_secrets
 from app.settings import MissingSettingError, Settings, load_settings
 
 
@@ -26,7 +26,7 @@ def serve(settings: Settings, host: str, port: int) -> None:
 
 def _serve_command(args: argparse.Namespace) -> int:
     settings = load_settings()
-    configure_logging(settings.log_level, json_lines=settings.log_json)
+    configure_logging(settings.log_level, json_lines=settings.log_json, secrets=settings_secrets(settings))
     if settings.openai_api_key is None:
         raise MissingSettingError("OPENAI_API_KEY", "the relay needs a model key (try `voice-agent demo`)")
     serve(settings, args.host, args.port)

@@ -15,9 +15,14 @@ import logging
 import re
 import sys
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import structlog
+from pydantic import SecretStr
+
+if TYPE_CHECKING:
+    from app.settings import Settings
 
 # Library loggers that stay at WARNING (or above, with a stricter LOG_LEVEL).
 LIBRARY_LOGGERS = (
@@ -109,7 +114,25 @@ def configure_logging(
         logging.getLogger(name).setLevel(max(numeric_level, logging.WARNING))
     for name in LIFECYCLE_LOGGERS:
         logging.getLogger(name).setLevel(max(numeric_level, logging.INFO))
+    logging.captureWarnings(True)  # Python warnings become log lines too (JSON with LOG_JSON)
     logging.getLogger("uvicorn.access").disabled = True  # app.access_log writes a line without the query
+
+
+def settings_secrets(settings: Settings) -> list[str | None]:
+    """Every secret setting (each `SecretStr`), the account SID and URL passwords: never to be printed."""
+    values: list[str | None] = [settings.twilio_account_sid]
+    for _name, value in settings:
+        if isinstance(value, SecretStr):
+            values.append(value.get_secret_value())
+        elif isinstance(value, str) and "://" in value:
+            values.append(urlsplit(value).password)
+    return values
+
+
+def bind_call_sid(call_sid: str) -> None:
+    """Tag every line logged from here on in this task (and the tasks it starts) with the call sid,
+    library lines included."""
+    structlog.contextvars.bind_contextvars(call_sid=call_sid)
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

@@ -23,7 +23,7 @@ from typing import Any
 import redis
 from sqlalchemy import select
 
-from app.logs import configure_logging
+from app.logs import configure_logging, settings_secrets
 from app.settings import Settings, load_settings
 
 CHILD_STOP_SECONDS = 30.0
@@ -31,7 +31,7 @@ CHILD_STOP_SECONDS = 30.0
 
 def _settings() -> Settings:
     settings = load_settings()
-    configure_logging(settings.log_level, json_lines=settings.log_json)
+    configure_logging(settings.log_level, json_lines=settings.log_json, secrets=settings_secrets(settings))
     return settings
 
 
@@ -39,11 +39,23 @@ def _raise_system_exit(signum: int, _frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
 
+def keep_our_logging(settings: Settings, level: str) -> None:
+    """Celery configures logging itself unless a `setup_logging` receiver does: ours keeps one pipeline
+    (JSON with LOG_JSON, library loggers at WARNING, secrets scrubbed) in the worker and its children."""
+    from celery.signals import setup_logging
+
+    def configure(**_: Any) -> None:
+        configure_logging(level, json_lines=settings.log_json, secrets=settings_secrets(settings))
+
+    setup_logging.connect(configure, weak=False)
+
+
 def run_worker(args: argparse.Namespace) -> int:
     """Run a Celery worker in this process until it is stopped."""
     from workers.celery_app import QUEUE, make_celery
 
     settings = _settings()
+    keep_our_logging(settings, args.loglevel or settings.log_level)
     app = make_celery(settings, visibility_timeout_seconds=args.visibility_timeout)
     argv = [
         "worker",
@@ -56,6 +68,8 @@ def run_worker(args: argparse.Namespace) -> int:
     ]
     if args.name:
         argv.append(f"--hostname={args.name}")
+    if settings.log_json:
+        argv.insert(0, "--quiet")  # Celery prints its start-up banner as plain text, not through logging
     app.worker_main(argv)
     return 0
 

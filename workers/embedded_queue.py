@@ -28,6 +28,8 @@ from typing import Any
 
 from kombu.transport import virtual
 
+from app.lib.private_files import private_file
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -44,7 +46,7 @@ TRANSPORT_ALIAS = "voice-agent-sqlite"
 
 def open_queue_database(path: Path) -> sqlite3.Connection:
     """Open (creating if needed) the queue file with the pragmas every process must agree on."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_file(path)  # queued call events carry caller data: 0600 in a 0700 folder
     connection = sqlite3.connect(str(path), timeout=30.0, isolation_level=None, check_same_thread=False)
     connection.execute("PRAGMA journal_mode=WAL")
     # FULL: a published message must survive a power cut, like a Redis AOF with fsync would.

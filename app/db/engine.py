@@ -24,6 +24,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.lib.private_files import private_file
 from app.settings import Settings
 
 SQLITE_BUSY_TIMEOUT_SECONDS = 15.0
@@ -58,7 +59,7 @@ def make_engine_for_url(url: str, *, connect_timeout_seconds: float = 10.0) -> E
 def _sqlite_engine(url: URL) -> Engine:
     database = url.database
     if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        private_file(Path(database).expanduser(), tighten_folder=False)  # callers' data: 0600
     engine = create_engine(
         url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}, hide_parameters=True, future=True
     )

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request, Response
 
 from app.calls.caller import CallerInfo
 from app.calls.relay import Relay
-from app.logs import get_logger, mask_number
+from app.logs import bind_call_sid, get_logger, mask_number
 from app.settings import Settings
 from app.twilio.signature import signed_form
 from app.twilio.twiml import connect_twiml, stream_parameters
@@ -51,6 +51,7 @@ async def incoming_call(request: Request) -> Response:
             "draining" if relay.draining else "at capacity", status_code=503, media_type="text/plain"
         )
     caller = caller_from_form(form)
+    bind_call_sid(caller.call_sid)  # the call's tasks start here and inherit it
     relay.prepare(caller)
     log.info("call_incoming", call_sid=caller.call_sid, caller=mask_number(caller.from_number))
     twiml = connect_twiml(

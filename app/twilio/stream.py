@@ -23,7 +23,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 from app.calls.call import Call
 from app.calls.caller import CallerInfo
 from app.calls.relay import DuplicateStreamError, Relay, StreamEndedError
-from app.logs import get_logger
+from app.logs import bind_call_sid, get_logger
 from app.settings import Settings
 from app.twilio import messages as tw
 from app.twilio.signature import is_valid_signature, is_valid_stream_token, stream_token_is_fresh
@@ -208,6 +208,7 @@ async def _bind(relay: Relay, settings: Settings, start: tw.Start, output: Strea
             relay.tasks.spawn(relay.finish(call, "caller_hung_up"), "finish-closed-stream")
 
     output.on_close = end_with_socket
+    bind_call_sid(call.sid)
     started = time.perf_counter()
     await call.attach(output, start.stream_sid)
     log.info(

@@ -6,9 +6,13 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -105,3 +109,42 @@ async def test_a_debug_call_logs_no_secret_or_number_and_every_line_is_json(
 def test_a_masked_number_keeps_two_digits() -> None:
     assert mask_number(CALLER) == "***23"
     assert mask_number(None) == "-"
+
+
+def test_a_celery_worker_with_log_json_prints_only_json(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "LOG_JSON": "true",
+        "LOG_LEVEL": "DEBUG",
+        "DATA_DIR": str(tmp_path / "var"),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'var' / 'db.sqlite3'}",
+        "TWILIO_AUTH_TOKEN": "a-token-that-must-not-print",
+        "REDIS_URL": "",
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "workers.cli", "worker", "--concurrency", "1"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    try:
+        assert worker.stdout is not None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = worker.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if " ready." in line:
+                break
+    finally:
+        worker.kill()  # SIGKILL: Celery's warm-shutdown notice is printed straight to the terminal
+        worker.wait(10)
+    assert any(" ready." in line for line in lines), "".join(lines)
+    for line in lines:
+        if line.strip():
+            json.loads(line)
+    assert "a-token-that-must-not-print" not in "".join(lines)
