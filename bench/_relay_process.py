@@ -1,10 +1,11 @@
 """The real relay in its own OS process, so its CPU time can be read from /proc without the load's.
 
 The child builds the production app (`create_app`) with its upstreams pointed at a simulator and serves it
-with the production uvicorn settings (`app.server.run_relay`: uvloop, httptools, websockets). One bench-only
-route is added to the child's app, `GET /bench/timings/{call_sid}`, returning the live call's
-`Call.timings`; nothing in app/ changes. perf_counter is CLOCK_MONOTONIC on Linux, shared by every process,
-so the child's stamps compare directly with the bench's.
+with the production uvicorn settings (`app.server.run_relay`: uvloop, httptools, websockets). Two bench-only
+routes are added to the child's app: `GET /bench/timings/{call_sid}`, returning the live call's
+`Call.timings`, and `GET /bench/lag`, the event loop's worst lag since the last read (a 10 ms ticker started
+by the first read); nothing in app/ changes. perf_counter is CLOCK_MONOTONIC on Linux, shared by every
+process, so the child's stamps compare directly with the bench's.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class NullSink:
         pass
 
 
-def _serve(overrides: dict[str, Any], port: int, loop: str) -> None:
+def _serve(overrides: dict[str, Any], port: int, loop: str, log_level: str, log_json: bool) -> None:
     """Child process body: the production app and server, plus the timings route.
 
     `loop="uvloop"` installs uvloop's policy first, so `run_relay`'s `asyncio.run` runs on uvloop: a
@@ -46,14 +47,16 @@ def _serve(overrides: dict[str, Any], port: int, loop: str) -> None:
     from fastapi.responses import JSONResponse
 
     from app.calls.relay import Relay
-    from app.logs import configure_logging
+    from app.logs import configure_logging, settings_secrets
     from app.main import create_app
     from app.server import run_relay
     from app.settings import load_settings
 
-    configure_logging("WARNING")  # per-call info lines would interleave with the bench's table
     settings = load_settings(_env_file=None, **overrides)
+    # WARNING by default: per-call info lines would interleave with the bench's table.
+    configure_logging(log_level, json_lines=log_json, secrets=settings_secrets(settings))
     app = create_app(settings, sink=NullSink())
+    lag = LoopLag()
 
     async def timings(call_sid: str) -> JSONResponse:
         relay: Relay = app.state.relay
@@ -62,12 +65,48 @@ def _serve(overrides: dict[str, Any], port: int, loop: str) -> None:
             return JSONResponse({}, status_code=404)
         return JSONResponse(asdict(call.timings))
 
+    async def loop_lag() -> JSONResponse:
+        return JSONResponse({"max_lag_ms": lag.read_ms()})
+
     app.add_api_route("/bench/timings/{call_sid}", timings, methods=["GET"])
+    app.add_api_route("/bench/lag", loop_lag, methods=["GET"])
     if loop == "uvloop":
         import uvloop
 
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     run_relay(app, host="127.0.0.1", port=port, drain_seconds=0)
+
+
+class LoopLag:
+    """The child's event-loop lag: how late a 10 ms sleep wakes up, worst case since the last read."""
+
+    TICK_SECONDS = 0.010
+
+    def __init__(self) -> None:
+        self._worst = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    def read_ms(self) -> float:
+        if self._task is None:
+            self._task = asyncio.create_task(self._tick(), name="bench-loop-lag")
+        worst, self._worst = self._worst, 0.0
+        return round(worst * 1000, 2)
+
+    async def _tick(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(self.TICK_SECONDS)
+            self._worst = max(self._worst, loop.time() - before - self.TICK_SECONDS)
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of process `pid`, from /proc/<pid>/status."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
 
 
 def _free_port() -> int:
@@ -121,9 +160,16 @@ class RelayProcess:
 
 @contextlib.asynccontextmanager
 async def relay_process(
-    openai_base_url: str, *, loop: str = "production", **settings_overrides: Any
+    openai_base_url: str,
+    *,
+    loop: str = "production",
+    log_level: str = "WARNING",
+    log_json: bool = False,
+    log_path: Path | None = None,
+    **settings_overrides: Any,
 ) -> AsyncIterator[RelayProcess]:
-    """Run the relay in a child process pointed at `openai_base_url` until the block exits."""
+    """Run the relay in a child process pointed at `openai_base_url` until the block exits; its stderr (the
+    logs) goes to `log_path` when given."""
     auth_token = secrets.token_hex(16)
     overrides: dict[str, Any] = {
         "openai_api_key": "sk-sim",
@@ -145,6 +191,8 @@ async def relay_process(
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])),
     }
+    # A local file opened once before the child starts; the child writes it, this loop never does.
+    log_file = open(log_path, "w", encoding="utf-8") if log_path is not None else None  # noqa: SIM115, ASYNC230
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -152,8 +200,11 @@ async def relay_process(
         json.dumps(overrides),
         str(port),
         loop,
+        log_level,
+        "json" if log_json else "text",
         cwd=root,
         env=env,
+        stderr=log_file,
     )
     relay_url = f"http://127.0.0.1:{port}"
     try:
@@ -167,6 +218,8 @@ async def relay_process(
             except TimeoutError:
                 process.kill()
                 await process.wait()
+        if log_file is not None:
+            log_file.close()
 
 
 async def _wait_healthy(relay_url: str, process: asyncio.subprocess.Process) -> None:
@@ -181,4 +234,4 @@ async def _wait_healthy(relay_url: str, process: asyncio.subprocess.Process) -> 
 
 
 if __name__ == "__main__":
-    _serve(json.loads(sys.argv[1]), int(sys.argv[2]), sys.argv[3])
+    _serve(json.loads(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5] == "json")
