@@ -263,7 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows, problems, sessions = asyncio.run(run(log_path))
     print(
         f"edge bench: {os.cpu_count()} cores; the relay on 127.0.0.1 in its own process, "
-        "its model simulated at {REALTIME_FACTOR:g}x real time"
+        f"its model simulated at {REALTIME_FACTOR:g}x real time"
     )
     print(f"HTTP read timeout {READ_TIMEOUT:g} s, stream start timeout {START_TIMEOUT:g} s for this run\n")
     print(render(rows) + "\n")
