@@ -23,7 +23,7 @@ from typing import Any
 import redis
 from sqlalchemy import select
 
-from app.logs import configure_logging, settings_secrets
+from app.logs import configure_logging, get_logger, settings_secrets
 from app.settings import Settings, load_settings
 
 CHILD_STOP_SECONDS = 30.0
@@ -33,6 +33,14 @@ def _settings() -> Settings:
     settings = load_settings()
     configure_logging(settings.log_level, json_lines=settings.log_json, secrets=settings_secrets(settings))
     return settings
+
+
+def _status(settings: Settings, text: str) -> None:
+    """A status line on stderr: as is, or as a JSON log line with LOG_JSON (every line JSON)."""
+    if settings.log_json:
+        get_logger("workers.cli").warning(text)
+    else:
+        print(text, file=sys.stderr, flush=True)
 
 
 def _raise_system_exit(signum: int, _frame: FrameType | None) -> None:
@@ -87,19 +95,19 @@ def run_beat_command(args: argparse.Namespace) -> int:
             acquired = lock.acquire()
         except redis.RedisError as exc:
             reason = type(exc).__name__
-            print(f"beat: cannot reach Redis to take the beat lock ({reason}); not starting", file=sys.stderr)
+            _status(settings, f"beat: cannot reach Redis to take the beat lock ({reason}); not starting")
             return 2
         if acquired or time.monotonic() >= deadline:
             break
         time.sleep(2.0)
     if not acquired:
-        print(
+        _status(
+            settings,
             f"beat: another beat is already running (lock held by {lock.holder()}); only one beat may run",
-            file=sys.stderr,
         )
         return 1
     signal.signal(signal.SIGTERM, _raise_system_exit)
-    print("beat: lock acquired; sweeping stuck calls", file=sys.stderr, flush=True)
+    _status(settings, "beat: lock acquired; sweeping stuck calls")
     return run_beat(make_celery(settings), lock)
 
 
