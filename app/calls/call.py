@@ -116,7 +116,7 @@ class Call:
         self.dropped_responses: set[str] = set()
         self.responses_with_audio: set[str] = set()
         self.tool_calls_running = 0
-        self.tool_seq = 0
+        self.tool_seq = (caller.segment - 1) * SEGMENT_SEQ_STRIDE  # tool seqs, like turns, never collide
         self.tool_log: list[str] = []
         self.fatal_model_error: str | None = None
         self.usage: dict[str, int] = {}
@@ -166,6 +166,7 @@ class Call:
                 caller_state=self.caller.caller_state,
                 model=self.model,
                 started_at=time.time(),
+                segment=self.caller.segment,
             )
         )
         self.tasks.spawn(self._heartbeat(), "heartbeat")
@@ -197,6 +198,8 @@ class Call:
                     audio_in_seconds=self._audio_in_bytes / 8000,
                     audio_out_seconds=self._audio_out_bytes / 8000,
                     usage=dict(self.usage),
+                    segment=self.caller.segment,
+                    model=self.model,
                 )
             )
         if self.link is not None:

@@ -52,6 +52,7 @@ def load_prompts(settings: Settings, *, today: dt.date | None = None) -> Prompts
         "business_name": settings.business_name,
         "today": day.strftime("%A %Y-%m-%d"),
         "timezone": settings.business_timezone,
+        "emergency_number": settings.emergency_number,
     }
     folder = settings.prompts_dir
     lines = tomllib.loads((folder / "lines.toml").read_text(encoding="utf-8"))
@@ -60,6 +61,9 @@ def load_prompts(settings: Settings, *, today: dt.date | None = None) -> Prompts
         instructions=(folder / "system.md").read_text(encoding="utf-8").format(**values).strip(),
         greeting=(folder / "greeting.md").read_text(encoding="utf-8").format(**values).strip(),
         filler_instructions=(folder / "filler.md").read_text(encoding="utf-8").strip(),
-        lines={key: str(value) for key, value in lines.items()},
+        lines={
+            key: str(value).replace("{emergency_number}", settings.emergency_number)
+            for key, value in lines.items()
+        },
         resume_template=str(resume["instructions"]),
     )

@@ -164,7 +164,7 @@ async def _bind(relay: Relay, token: str, start: tw.Start, output: StreamOutput)
         log.warning("stream_token_rejected", call_sid=start.call_sid)
         return None
     try:
-        call = relay.claim(caller_from_start(start))
+        call = await relay.claim(caller_from_start(start))
     except DuplicateStreamError:
         log.warning("stream_duplicate", call_sid=start.call_sid)
         return None

@@ -8,6 +8,8 @@
    (`ParentCallSid`) is redirected back to the agent and the person's leg hangs up.
 4. `POST /twilio/transfer/done` is the caller's `<Dial action>`: `completed` means they talked, so hang up;
    busy / no-answer / failed / canceled send the caller back to the agent.
+Each result is noted for the attempt's segment (the call record keeps every attempt); the caller's way back
+opens a session that knows the conversation, read from the relay's shared history store.
 Every request is signature-checked, and everything a step needs travels in its signed URL or form, so any
 relay instance can serve any step.
 """
@@ -32,9 +34,11 @@ log = get_logger(__name__)
 router = APIRouter()
 
 
-def _result(call_sid: str, status: str) -> CallNote:
-    """How the hand-off ended, for the call record: completed (they talked), busy, no-answer, declined..."""
-    return CallNote(call_sid=call_sid, at=time.time(), tag="transfer_result", detail={"status": status})
+def _result(call_sid: str, status: str, caller: CallerInfo) -> CallNote:
+    """How the hand-off ended, for the call record: completed (they talked), busy, no-answer, declined...
+    It belongs to the segment that started the transfer, the one before the caller's way back."""
+    detail = {"status": status, "segment": max(caller.segment - 1, 1)}
+    return CallNote(call_sid=call_sid, at=time.time(), tag="transfer_result", detail=detail)
 
 
 def _twiml(body: str) -> Response:
@@ -89,9 +93,9 @@ async def answer(request: Request) -> Response:
     relay: Relay = request.app.state.relay
     parent = form.get("ParentCallSid", "")
     if parent:
-        relay.sink.emit(_result(parent, "declined"))
         caller = _returning_caller(request, parent, "transfer_declined")
-        relay.prepare(caller)
+        relay.sink.emit(_result(parent, "declined", caller))
+        await relay.prepare_return(caller)
         twiml = back_to_agent_twiml(request.app.state.settings, caller, str(request.base_url))
         try:
             if relay.rest is not None:
@@ -115,9 +119,9 @@ async def dial_done(request: Request) -> Response:
     if not call_sid:
         return _twiml(str(VoiceResponse().hangup()))
     relay: Relay = request.app.state.relay
-    relay.sink.emit(_result(call_sid, status))
+    caller = _returning_caller(request, call_sid, f"transfer_{status}")
+    relay.sink.emit(_result(call_sid, status, caller))
     if status == "completed":
         return _twiml(str(VoiceResponse().hangup()))
-    caller = _returning_caller(request, call_sid, f"transfer_{status}")
-    relay.prepare(caller)
+    await relay.prepare_return(caller)
     return _twiml(back_to_agent_twiml(request.app.state.settings, caller, str(request.base_url)))

@@ -11,6 +11,8 @@ from app.settings import Settings
 from app.twilio.signature import stream_token
 
 SAY_VOICE = "Polly.Joanna"
+CALL_STATUS_PATH = "/twilio/call/status"
+RECORDING_STATUS_PATH = "/twilio/recording/status"
 
 
 def stream_parameters(auth_token: str, caller: CallerInfo) -> dict[str, str]:

@@ -113,7 +113,7 @@ def default_smtp(settings: Settings) -> smtplib.SMTP:
     return client
 
 
-def _send_email(message: EmailMessage, settings: Settings, smtp_factory: SmtpFactory) -> None:
+def send_email(message: EmailMessage, settings: Settings, smtp_factory: SmtpFactory) -> None:
     try:
         client = smtp_factory(settings)
         try:
@@ -162,7 +162,7 @@ def deliver_summary(
         response = post_json(http, settings.summary_webhook_url, body, headers, what="summary webhook")
         detail: dict[str, Any] = {"http_status": response.status_code}
     else:
-        _send_email(summary_email(view, settings), settings, smtp_factory)
+        send_email(summary_email(view, settings), settings, smtp_factory)
         detail = {"recipients": len([a for a in (settings.summary_email_to or "").split(",") if a.strip()])}
     with sessions.begin() as session:
         settle_effect(session, call_sid, effect, DONE, detail)
