@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import select
@@ -12,16 +11,16 @@ from sqlalchemy.orm import Session
 from app.db.models import (
     Call,
     CallMessage,
-    CallSegment,
-    ConsentNoticeAttemptRow,
-    TransferAttempt,
     CallNoteRow,
     CallOutcome,
+    CallSegment,
     CallSummary,
     ConsentDecisionRow,
+    ConsentNoticeAttemptRow,
     RecordingRow,
     ToolInvocationRow,
     TranscriptTurnRow,
+    TransferAttempt,
 )
 
 
