@@ -134,7 +134,7 @@ async def test_an_unanswered_transfer_is_one_call_summarised_once_after_the_fina
         (2, "caller_hung_up", "gpt-realtime"),
     ]
     call = pg.rows(
-        "SELECT status, end_reason, model, started_at, ended_at, segment_count FROM calls WHERE call_sid = :s",
+        "SELECT status, end_reason, model, ended_at, segment_count FROM calls WHERE call_sid = :s",
         s=sid,
     )[0]
     assert (call.status, call.end_reason, call.model, call.segment_count) == (
