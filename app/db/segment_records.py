@@ -32,7 +32,7 @@ from app.db.models import (
     CallSegment,
     TransferAttempt,
 )
-from app.db.pricing import estimate_cost_usd
+from app.db.pricing import cost_breakdown
 from app.db.types import from_epoch
 from app.db.upsert import insert_for
 
@@ -161,10 +161,14 @@ def refresh_call(session: Session, call_sid: str) -> str | None:
     starts = [row.started_at for row in segments if row.started_at is not None]
     ends = [row.ended_at for row in segments if row.ended_at is not None]
     ended = [row for row in segments if row.ended_at is not None]
+    parts: dict[str, Decimal] = {}
     for row in ended:  # each segment at its own model's rates, once its model and audio are known
         if row.model is not None and row.audio_in_seconds is not None and row.audio_out_seconds is not None:
             seconds = (row.audio_in_seconds, row.audio_out_seconds)
-            row.cost_usd = estimate_cost_usd(row.model, *seconds, row.usage)
+            segment_parts = cost_breakdown(row.model, *seconds, row.usage)
+            row.cost_usd = sum(segment_parts.values(), Decimal(0))
+            for part, value in segment_parts.items():
+                parts[part] = parts.get(part, Decimal(0)) + value
     first_model = next((row.model for row in segments if row.model), None)
     call.segment_count = len(segments)
     call.model = call.model or first_model
@@ -177,7 +181,11 @@ def refresh_call(session: Session, call_sid: str) -> str | None:
         call.audio_in_seconds = sum(row.audio_in_seconds or 0.0 for row in ended)
         call.audio_out_seconds = sum(row.audio_out_seconds or 0.0 for row in ended)
         call.usage = _merged_usage(ended)
-        call.cost_usd = sum((row.cost_usd or Decimal(0) for row in ended), Decimal(0))
+        summary = (call.cost_breakdown or {}).get("summary")  # written by the summary step, kept
+        if summary is not None:
+            parts["summary"] = Decimal(str(summary))
+        call.cost_breakdown = {part: str(value) for part, value in parts.items()}
+        call.cost_usd = sum(parts.values(), Decimal(0))
         call.expected_turns = sum(row.expected_turns or 0 for row in ended)
         call.expected_tools = sum(row.expected_tools or 0 for row in ended)
     status = _status(segments, attempts, call)

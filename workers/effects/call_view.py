@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import select
@@ -79,6 +80,26 @@ class CallView:
             cut = " [interrupted]" if turn.interrupted else ""
             lines.append(f"{who}: {turn.text}{cut}")
         return "\n".join(lines)
+
+
+def cost_parts(view: CallView) -> dict[str, Decimal]:
+    """The call's cost in USD by part (audio in/out, text, transcription, summary), from its usage."""
+    parts = view.call.cost_breakdown or {}
+    if not parts and view.call.cost_usd is not None:
+        return {"model": Decimal(view.call.cost_usd)}
+    return {key: Decimal(str(value)) for key, value in parts.items()}
+
+
+def call_cost_usd(view: CallView) -> Decimal:
+    """The call's total cost in USD (every segment, transcription and the summary)."""
+    return sum(cost_parts(view).values(), Decimal(0))
+
+
+def cost_line(view: CallView) -> str:
+    """The call's cost for staff: the total in dollars and what it is made of."""
+    parts = cost_parts(view)
+    shown = ", ".join(f"{part.replace('_', ' ')} ${value:.4f}" for part, value in parts.items() if value)
+    return f"${call_cost_usd(view):.4f}" + (f" ({shown})" if shown else "")
 
 
 def load_call_view(session: Session, call_sid: str) -> CallView | None:

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.ledger import DONE, SETTLED, SKIPPED, bump_attempts, effect_status, settle_effect
 from app.settings import Settings
-from workers.effects.call_view import CallView, load_call_view
+from workers.effects.call_view import CallView, cost_line, load_call_view
 from workers.effects.errors import PermanentEffectError, TransientEffectError
 from workers.effects.http_delivery import post_json
 from workers.effects.outcome import OUTCOME_LABELS
@@ -63,8 +63,15 @@ def _facts(view: CallView) -> list[tuple[str, str]]:
         ("Started", call.started_at.strftime("%Y-%m-%d %H:%M UTC") if call.started_at else "-"),
         ("Length", f"{round(duration)}s" if duration is not None else "-"),
         ("Ended", (call.end_reason or "-").replace("_", " ")),
+        ("Cost", cost_line(view)),
         ("Call SID", call.call_sid),
     ]
+    for attempt in view.transfers:
+        facts.append((f"Transfer (segment {attempt.segment})", attempt.result or "no result"))
+    for message in view.messages:
+        facts.append(("Message", message.message))
+        facts.append(("Message from", message.caller_name or "-"))
+        facts.append(("Call back on", message.callback_number or call.from_number or "-"))
     return facts
 
 
