@@ -20,6 +20,8 @@ import re
 import time
 from typing import TYPE_CHECKING, Any
 
+from app.calls.consent import NOTICE
+from app.calls.consent_notice import NoticeTracker, give_notice
 from app.calls.events import CallNote, ConsentDecision, RecordingStarted
 from app.calls.tool_runner import send_tool_output
 from app.twilio.rest import AsyncTwilioRest, TwilioRestError
@@ -57,6 +59,7 @@ class CallControl:
         self.recording_sid: str | None = None
         self.escalated = False  # an emergency or a failed transfer: later sessions get the full model
         self.history_store: HistoryStore | None = None  # set by the relay
+        self.notice = NoticeTracker()
 
     @property
     def busy(self) -> bool:
@@ -235,7 +238,8 @@ class CallControl:
 
     # --- consent and recording -------------------------------------------------------------------------
     async def after_greeting(self) -> None:
-        """Record the consent decision once the notice was heard, then start recording if enabled."""
+        """Record the consent decision once the notice was really heard (see `consent_notice`), then start
+        recording if enabled; a notice never heard means no recording."""
         call = self.call
         if call.caller.resume:
             self._consent_recorded = True  # decided, announced and recorded in the call's first segment
@@ -244,9 +248,9 @@ class CallControl:
         heard_at: float | None = None
         if consent.notice_required:
             await call.model_ready.wait()
-            if not await call.wait_heard(call.greeting, timeout=30) or call.greeting is None:
+            heard_at = await give_notice(call, NOTICE, self.notice)
+            if heard_at is None:
                 return  # never heard: `record_consent_if_pending` notes it at the end, and nothing records
-            heard_at = time.time()
         self._record_consent(heard_at)
         if call.settings.recording_enabled and self.rest is not None:
             try:

@@ -50,7 +50,9 @@ async def on_model_event(call: Call, event: dict[str, Any]) -> None:
     elif kind == "response.output_audio.done":
         await call.flush_outbound(str(event.get("item_id")))
     elif kind == "response.output_audio_transcript.done":
-        call.transcript.agent_text_done(str(event.get("item_id")), str(event.get("transcript", "")))
+        item_id, said = str(event.get("item_id")), str(event.get("transcript", ""))
+        call.transcript.agent_text_done(item_id, said)
+        call.control.notice.on_transcript(str(event.get("response_id")), item_id, said)
     elif kind == "conversation.item.input_audio_transcription.completed":
         add_transcription_usage(call.usage, event.get("usage"))
         call.transcript.caller_said(str(event.get("transcript", "")), call.caller_speech_started_at)
@@ -108,6 +110,7 @@ def add_transcription_usage(total: dict[str, int], usage: Any) -> None:
 
 async def _on_response_done(call: Call, response: dict[str, Any]) -> None:
     add_response_usage(call.usage, response.get("usage"))
+    call.control.notice.on_done(str(response.get("id")), str(response.get("status")))
     if response.get("status") == "failed":
         details = response.get("status_details") or {}
         call.log.warning("response_failed", error=(details.get("error") or {}).get("code"))

@@ -26,10 +26,20 @@ class Prompts:
     lines: dict[str, str]
     resume_template: str
 
-    def greeting_instructions(self, preface: str = "") -> str:
-        """Per-response instructions that make the model say the greeting, word for word."""
-        words = f"{preface} {self.greeting}".strip()
-        return f'Greet the caller now. Say exactly this and nothing else: "{words}"'
+    def greeting_instructions(self, notice: str = "") -> str:
+        """Per-response instructions that make the model say the greeting, word for word; a required
+        recording notice is its fixed first sentence (checked against what the model said)."""
+        if not notice:
+            return f'Greet the caller now. Say exactly this and nothing else: "{self.greeting}"'
+        return (
+            f'Greet the caller now. Start with this sentence, word for word: "{notice}" '
+            f'Then say exactly this and nothing else: "{self.greeting}"'
+        )
+
+    @staticmethod
+    def notice_instructions(notice: str) -> str:
+        """The recording notice again, on its own, when the caller did not hear it all."""
+        return f'Say this sentence, word for word, and nothing else: "{notice}"'
 
     def resume_instructions(self, resume: str) -> str:
         """The first thing said when a caller comes back from a failed hand-off."""

@@ -28,7 +28,7 @@ from tests.smtp_stand_in import SmtpRecorder, serve_smtp
 
 pytestmark = pytest.mark.integration
 
-MESSAGE = {
+MESSAGE: dict[str, str] = {
     "message": "Please tell Doctor Lee I will be ten minutes late",
     "caller_name": "Sam Patel",
     "callback_number": "+15550002222",
@@ -80,7 +80,7 @@ async def test_a_taken_message_reaches_the_webhook_the_email_and_the_crm(
             hears="Can you tell Doctor Lee I am running late",
             say="Of course, I'll leave a message.",
             tool="take_message",
-            arguments=MESSAGE,
+            arguments=dict(MESSAGE),
         ),
         SimTurn(say="Your message is saved. Goodbye."),
     ]
@@ -102,7 +102,7 @@ async def test_a_taken_message_reaches_the_webhook_the_email_and_the_crm(
             await asyncio.sleep(0.3)  # the relay notices the hang-up and hands CallEnded to the outbox
         await asyncio.to_thread(
             wait_until,
-            lambda: fresh_endpoints.to("/crm") and fresh_endpoints.to("/slack") and smtp.messages,
+            lambda: bool(fresh_endpoints.to("/crm") and fresh_endpoints.to("/slack") and smtp.messages),
             45,
             "the CRM, webhook and email deliveries",
         )
@@ -158,7 +158,7 @@ async def test_an_emergency_with_no_human_number_gets_the_emergency_line_and_an_
                 # Staff hear of it while the caller is still on the line.
                 await asyncio.to_thread(
                     wait_until,
-                    lambda: fresh_endpoints.to("/slack") and smtp.messages,
+                    lambda: bool(fresh_endpoints.to("/slack") and smtp.messages),
                     30,
                     "the staff alert by webhook and email",
                 )
