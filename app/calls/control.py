@@ -8,8 +8,11 @@ Warm transfer: the caller's call is redirected to `<Dial answerOnBridge><Number 
 keeps hearing ringing while the person who answers hears a spoken brief (who is calling, why, what was done)
 and presses 1 to take the call. If nobody answers, the line is busy, or the person declines, the caller is
 sent back to the agent (a fresh `<Connect><Stream>`), which apologises and offers to take a message. The
-`<Dial>`+whisper design needs no conference bookkeeping and no shared state between relay instances: every
-step carries what it needs in Twilio's own signed webhooks (see app/twilio/transfer.py).
+`<Dial>`+whisper design needs no conference bookkeeping: every step carries what it needs in Twilio's own
+signed webhooks (see app/twilio/transfer.py); only the conversation so far is shared, written to the
+relay's history store (`app/calls/history.py`) when the transfer starts, for whichever instance the caller
+comes back to. With nobody to take an emergency, the caller is told to dial the emergency number and staff
+are alerted at once (a `staff_alert` note the workers deliver mid-call).
 """
 
 from __future__ import annotations
