@@ -29,8 +29,10 @@ from app.sim.call_watch import CallWatch
 from app.sim.demo_scenarios import build_scenario
 from app.sim.harness import LocalStack, local_stack
 from app.sim.speech import synthesize
+from app.sim.twilio_callbacks import call_status_form, post_signed
 from app.sim.twilio_webhook import new_sid
 from app.twilio.signature import sign
+from app.twilio.twiml import CALL_STATUS_PATH, public_url
 
 END_EVENT_TIMEOUT = 10.0
 
@@ -86,6 +88,8 @@ async def _run(
             watch = await drive_call(caller, plan, report, stack.rest)
         await asyncio.to_thread(caller.write_wav, out)
         whisper = await _whisper_heard(stack, watch, caller.call_sid)
+        if whisper:  # the person took the call; once they hang up, Twilio reports the call completed
+            await _call_completed(stack, caller.call_sid)
         end_reason = await _end_reason(sink)
     lines = _conversation(sink)
     asked = [f"relay asked Twilio: {ask.summary}" for ask in watch.asks] or ["relay asked Twilio: nothing"]
@@ -136,6 +140,18 @@ async def _end_reason(sink: MemorySink) -> str:
             return ended[-1]
         await asyncio.sleep(0.05)
     return "unknown (no call_ended event)"
+
+
+async def _call_completed(stack: LocalStack, call_sid: str) -> None:
+    """Twilio's final status callback for the call, which tells the back office the phone call is over."""
+    settings = stack.settings
+    await post_signed(
+        public_url(settings, CALL_STATUS_PATH),
+        call_status_form(call_sid, "completed", 60),
+        auth_token=settings.auth_token(),
+        public_base_url=settings.public_base_url or "",
+        relay_url=stack.relay_url,
+    )
 
 
 async def _whisper_heard(stack: LocalStack, watch: CallWatch, call_sid: str) -> str | None:

@@ -14,16 +14,20 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from app.access_log import AccessLog
 from app.calls.events import CallEventSink
 from app.calls.filler_audio import prepare_filler_audio
+from app.calls.history import history_store_for
 from app.calls.relay import Relay
 from app.functions.booking import booking_tools
 from app.functions.business import make_business_backend
 from app.functions.registry import ToolRegistry
+from app.logs import get_logger
 from app.metrics import RelayMetrics
 from app.realtime.session import make_openai_client
 from app.settings import Settings
-from app.twilio import incoming, stream, transfer
+from app.twilio import incoming, status, stream, transfer
 from app.twilio.request_guard import RequestGuard
 from app.twilio.rest import AsyncTwilioRest
+
+log = get_logger(__name__)
 
 
 def create_app(
@@ -34,6 +38,12 @@ def create_app(
 ) -> FastAPI:
     """Build the relay app. `sink` receives every call event (the outbox in production)."""
     settings.auth_token()  # refuse to start without the token that checks Twilio signatures
+    if not settings.transcription_model:
+        log.warning(
+            "emergency_screen_off",
+            why="TRANSCRIPTION_MODEL is empty: caller words are not transcribed, so the relay cannot screen "
+            "them for emergencies (the model's own judgement still applies)",
+        )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -44,7 +54,16 @@ def create_app(
         )
         openai_client = client or make_openai_client(settings)
         rest = AsyncTwilioRest.from_settings(settings) if settings.twilio_account_sid else None
-        relay = Relay(settings, client=openai_client, tools=tools, sink=sink, rest=rest, metrics=metrics)
+        history = history_store_for(settings.redis_url)
+        relay = Relay(
+            settings,
+            client=openai_client,
+            tools=tools,
+            sink=sink,
+            rest=rest,
+            metrics=metrics,
+            history=history,
+        )
         metrics.watch(relay, sink)
         app.state.relay = relay
         await asyncio.to_thread(prepare_filler_audio)
@@ -72,6 +91,7 @@ def create_app(
     app.include_router(incoming.router)
     app.include_router(stream.router)
     app.include_router(transfer.router)
+    app.include_router(status.router)
 
     @app.get("/healthz")
     async def healthz() -> PlainTextResponse:

@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     business_timezone: str = "America/New_York"
     human_transfer_number: str | None = None
     transfer_ring_seconds: int = Field(default=20, ge=5, le=60)
+    emergency_number: str = Field(
+        default="911",
+        pattern=r"^[0-9+*#]{2,16}$",
+        description="What a caller in an emergency is told to dial when no person can take the call.",
+    )
     hard_caller_numbers: str = Field(
         default="", description="Comma-separated caller numbers routed to the full model from the start."
     )

@@ -4,8 +4,13 @@ Tasks are registered on the app passed in (no module-level app), under stable na
 to by name. Each task id is deterministic from (task, call, effect) so logs and monitors line up across
 retries and redeliveries. Flow:
 
-    persist_event (every event) --CallEnded--> post_call: outcome -> summary -> consent audit
-                                                 |-> sync_crm, deliver_summary(webhook|email)
+    persist_event (every event) --phone call over--> post_call: outcome -> summary -> consent audit
+                                                       |-> sync_crm, deliver_summary(webhook|email)
+                                --staff_alert note--> alert_staff(webhook|email), at once, mid-call
+
+"Phone call over" is not one segment's end: a call transferred to a person who did not answer comes back
+on a new segment, and is summarised once, when its last segment ended with no transfer pending, or when
+Twilio's final call status says so (see app/db/segment_records.py).
     sweep_stuck_calls (beat) --> post_call + complete_remote_call for each abandoned call
 
 Transient errors (a remote service or the database unavailable, soft time limit) retry with exponential
@@ -30,8 +35,11 @@ from workers.effects.delivery import configured_channels, deliver_summary
 from workers.effects.errors import NotReadyError, PermanentEffectError, TransientEffectError
 from workers.effects.persist import persist_event
 from workers.effects.post_call import calls_needing_post_call, run_post_call, transcript_complete
+from workers.effects.staff_alert import EFFECTS as ALERT_EFFECTS
+from workers.effects.staff_alert import alert_staff
 from workers.effects.sweeper import HANGUP_EFFECT, complete_remote_call, sweep_stuck_calls
 from workers.task_names import (
+    ALERT_STAFF,
     COMPLETE_REMOTE_CALL,
     DELIVER_SUMMARY,
     PERSIST_EVENT,
@@ -56,6 +64,8 @@ def _effect_of(task_name: str, kwargs: dict[str, Any]) -> str | None:
         return DELIVERY_EFFECTS.get(str(kwargs.get("channel")))
     if task_name == COMPLETE_REMOTE_CALL:
         return HANGUP_EFFECT
+    if task_name == ALERT_STAFF:
+        return ALERT_EFFECTS.get(str(kwargs.get("channel")))
     return None
 
 
@@ -116,8 +126,15 @@ def register_tasks(app: Celery, ctx: WorkerContext) -> None:
     @app.task(name=PERSIST_EVENT, soft_time_limit=30, time_limit=60, **options)  # type: ignore[untyped-decorator]
     def persist_event_task(self: Task, envelope: dict[str, Any]) -> None:
         result = persist_event(ctx.sessions(), envelope)
-        if result.call_ended:
+        if result.call_over:
             publish_post_call(self.app, result.call_sid)
+        if result.staff_alert:
+            for channel in configured_channels(ctx.settings):
+                self.app.send_task(
+                    ALERT_STAFF,
+                    kwargs={"call_sid": result.call_sid, "channel": channel},
+                    task_id=f"{ALERT_EFFECTS[channel]}:{result.call_sid}",
+                )
 
     @app.task(name=POST_CALL, **(options | {"max_retries": POST_CALL_MAX_RETRIES}))  # type: ignore[untyped-decorator]
     def post_call_task(self: Task, call_sid: str, waits: int = 0) -> None:
@@ -154,6 +171,12 @@ def register_tasks(app: Celery, ctx: WorkerContext) -> None:
     @app.task(name=DELIVER_SUMMARY, **options)  # type: ignore[untyped-decorator]
     def deliver_summary_task(self: Task, call_sid: str, channel: str) -> None:
         deliver_summary(
+            ctx.sessions(), ctx.settings, call_sid, channel, http=ctx.http(), smtp_factory=ctx.smtp_factory
+        )
+
+    @app.task(name=ALERT_STAFF, **options)  # type: ignore[untyped-decorator]
+    def alert_staff_task(self: Task, call_sid: str, channel: str) -> None:
+        alert_staff(
             ctx.sessions(), ctx.settings, call_sid, channel, http=ctx.http(), smtp_factory=ctx.smtp_factory
         )
 

@@ -4,7 +4,8 @@ The call knows neither wire format in detail: the Twilio edge hands it parsed fr
 frames to; the model edge is a `RealtimeLink` of JSON events. The call owns the session's lifetime (opened at
 the webhook, before the stream exists, so the greeting is generated while Twilio connects), barge-in, playback
 accounting and the transcript. Its helpers live beside it: `model_runner` (connect, reconnect),
-`tool_runner` (tools and fillers), `control` (hang-up, transfer, fail-over) and `limits` (cap, idle).
+`tool_runner` (tools and fillers), `control` (hang-up, transfer, fail-over), `limits` (cap, idle) and
+`caller_audio` (the caller's audio on its way to the model).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from openai import AsyncOpenAI
 
 from app.calls import model_runner
 from app.calls.caller import CallerInfo
+from app.calls.caller_audio import CallerAudio
 from app.calls.consent import NOTICE, decide_consent
 from app.calls.control import CallControl
 from app.calls.events import CallEnded, CallEvent, CallEventSink, CallHeartbeat, CallStarted
@@ -31,7 +33,7 @@ from app.calls.tasks import TaskOwner
 from app.calls.transcript import Transcript
 from app.functions.call_control import CONTROL_TOOLS
 from app.functions.registry import ToolRegistry
-from app.lib.audio import InboundConverter, OutboundConverter
+from app.lib.audio import OutboundConverter
 from app.logs import get_logger
 from app.realtime.session import BYTES_PER_MS, LinkClosed, RealtimeLink
 from app.settings import Settings
@@ -40,7 +42,6 @@ from app.twilio.rest import AsyncTwilioRest
 
 log = get_logger(__name__)
 
-INBOUND_BUFFER_FRAMES = 150  # 3 s of caller audio held while the model socket is still opening
 SEGMENT_SEQ_STRIDE = 1000  # transcript seq numbers of a call's later segments (after a failed transfer)
 
 
@@ -116,15 +117,13 @@ class Call:
         self.dropped_responses: set[str] = set()
         self.responses_with_audio: set[str] = set()
         self.tool_calls_running = 0
-        self.tool_seq = 0
+        self.tool_seq = (caller.segment - 1) * SEGMENT_SEQ_STRIDE  # tool seqs, like turns, never collide
         self.tool_log: list[str] = []
         self.fatal_model_error: str | None = None
         self.usage: dict[str, int] = {}
         self._pending_out: list[tuple[str, str, int]] = []
-        self._pending_in: list[str] = []
-        self._inbound = InboundConverter() if self._format == "pcm16" else None
+        self.caller_audio = CallerAudio(self._format, self.model_ready, self.send_model_text)
         self._outbound = OutboundConverter() if self._format == "pcm16" else None
-        self._audio_in_bytes = 0
         self._audio_out_bytes = 0
         self.caller_speech_started_at: float | None = None
         self.log = log.bind(call_sid=self.sid)
@@ -166,6 +165,7 @@ class Call:
                 caller_state=self.caller.caller_state,
                 model=self.model,
                 started_at=time.time(),
+                segment=self.caller.segment,
             )
         )
         self.tasks.spawn(self._heartbeat(), "heartbeat")
@@ -194,9 +194,11 @@ class Call:
                     call_sid=self.sid,
                     ended_at=time.time(),
                     end_reason=self.end_reason,
-                    audio_in_seconds=self._audio_in_bytes / 8000,
+                    audio_in_seconds=self.caller_audio.received_bytes / 8000,
                     audio_out_seconds=self._audio_out_bytes / 8000,
                     usage=dict(self.usage),
+                    segment=self.caller.segment,
+                    model=self.model,
                 )
             )
         if self.link is not None:
@@ -346,32 +348,12 @@ class Call:
 
     # --- caller side -----------------------------------------------------------------------------------
     async def on_media(self, media: tw.Media) -> None:
-        """A 20 ms frame of caller audio."""
-        self._audio_in_bytes += media.payload_bytes
-        if self._inbound is None:
-            payload = media.payload_b64
-        else:
-            pcm = self._inbound.convert(base64.b64decode(media.payload_b64))
-            payload = base64.b64encode(pcm).decode()
-        if not self.model_ready.is_set() or self._pending_in:
-            if len(self._pending_in) >= INBOUND_BUFFER_FRAMES:
-                self._pending_in.pop(1 if self.model_ready.is_set() else 0)
-            self._pending_in.append(payload)
-            return
-        await self._append_audio(payload)
-
-    async def _append_audio(self, payload_b64: str) -> None:
-        if self.link is None:
-            return
-        with contextlib.suppress(LinkClosed):
-            await self.link.send_text(f'{{"type":"input_audio_buffer.append","audio":"{payload_b64}"}}')
+        """A 20 ms frame of caller audio (see `caller_audio`)."""
+        await self.caller_audio.on_media(media)
 
     async def flush_pending_in(self) -> None:
         """Send the caller audio held while the model socket was opening."""
-        while self._pending_in:
-            await self._append_audio(self._pending_in[0])
-            if self._pending_in:
-                self._pending_in.pop(0)
+        await self.caller_audio.flush()
 
     async def on_mark(self, name: str) -> None:
         """Twilio echoed a mark: playback reached it (unless it is stale)."""

@@ -8,8 +8,11 @@ Warm transfer: the caller's call is redirected to `<Dial answerOnBridge><Number 
 keeps hearing ringing while the person who answers hears a spoken brief (who is calling, why, what was done)
 and presses 1 to take the call. If nobody answers, the line is busy, or the person declines, the caller is
 sent back to the agent (a fresh `<Connect><Stream>`), which apologises and offers to take a message. The
-`<Dial>`+whisper design needs no conference bookkeeping and no shared state between relay instances: every
-step carries what it needs in Twilio's own signed webhooks (see app/twilio/transfer.py).
+`<Dial>`+whisper design needs no conference bookkeeping: every step carries what it needs in Twilio's own
+signed webhooks (see app/twilio/transfer.py); only the conversation so far is shared, written to the
+relay's history store (`app/calls/history.py`) when the transfer starts, for whichever instance the caller
+comes back to. With nobody to take an emergency, the caller is told to dial the emergency number and staff
+are alerted at once (a `staff_alert` note the workers deliver mid-call).
 """
 
 from __future__ import annotations
@@ -20,13 +23,22 @@ import re
 import time
 from typing import TYPE_CHECKING, Any
 
+from app.calls.consent import NOTICE
+from app.calls.consent_notice import NoticeTracker, give_notice
 from app.calls.events import CallNote, ConsentDecision, RecordingStarted
 from app.calls.tool_runner import send_tool_output
 from app.twilio.rest import AsyncTwilioRest, TwilioRestError
-from app.twilio.twiml import apology_twiml, transfer_twiml
+from app.twilio.twiml import (
+    CALL_STATUS_PATH,
+    RECORDING_STATUS_PATH,
+    apology_twiml,
+    public_url,
+    transfer_twiml,
+)
 
 if TYPE_CHECKING:
     from app.calls.call import Call
+    from app.calls.history import HistoryStore
 
 # Words that mean a medical emergency; a match hands the call to a person at once (belt and braces: the
 # system prompt tells the model the same).
@@ -48,6 +60,9 @@ class CallControl:
         self._cancelable = False
         self._consent_recorded = False
         self.recording_sid: str | None = None
+        self.escalated = False  # an emergency or a failed transfer: later sessions get the full model
+        self.history_store: HistoryStore | None = None  # set by the relay
+        self.notice = NoticeTracker()
 
     @property
     def busy(self) -> bool:
@@ -124,18 +139,20 @@ class CallControl:
             return
         emergency = reason == "emergency"
         if emergency:
+            self.escalated = True
             call.emit(CallNote(call_sid=call.sid, at=time.time(), tag="emergency", detail={}))
         number = call.settings.human_transfer_number
         if not number or self.rest is None or not call.settings.public_base_url:
             call.emit(
                 CallNote(call_sid=call.sid, at=time.time(), tag="transfer_failed", detail={"why": "no_human"})
             )
-            await self._voice_failure(call_id, "no_human_available", "no_human")
+            await self._voice_failure(call_id, "no_human_available", emergency=emergency)
             return
         self.state = "transferring"
-        call.emit(
-            CallNote(call_sid=call.sid, at=time.time(), tag="transfer_started", detail={"reason": reason})
-        )
+        segment = call.caller.segment
+        detail = {"reason": reason, "segment": segment}
+        call.emit(CallNote(call_sid=call.sid, at=time.time(), tag="transfer_started", detail=detail))
+        await self._save_history()
         if not model_spoke:
             if call_id is None:
                 await call.gate.cancel_active()
@@ -147,7 +164,7 @@ class CallControl:
         twiml = transfer_twiml(call.settings, call.caller, number, self._brief(reason, summary))
         self.end_reason = "transferred"  # Twilio may stop the stream before the REST answer arrives
         try:
-            redirected = await self.rest.redirect_call(call.sid, twiml)
+            redirected = await self.rest.redirect_call(call.sid, twiml, status_callback=self._status_url())
         except TwilioRestError as exc:
             call.log.warning("transfer_rest_failed", status=exc.status, code=exc.code)
             redirected = False
@@ -156,16 +173,43 @@ class CallControl:
             return  # Twilio stops the stream; the stream handler ends the call
         self.end_reason = None
         self.state = None
+        self.escalated = True
         call.emit(CallNote(call_sid=call.sid, at=time.time(), tag="transfer_failed", detail={"why": "rest"}))
-        await self._voice_failure(call_id, "transfer_failed", "transfer_failed")
+        detail = {"status": "failed", "segment": segment}
+        call.emit(CallNote(call_sid=call.sid, at=time.time(), tag="transfer_result", detail=detail))
+        await self._voice_failure(call_id, "transfer_failed", emergency=emergency)
 
-    async def _voice_failure(self, call_id: str | None, code: str, line: str) -> None:
-        message = "Nobody can take the call right now. Offer to take a message."
+    def _status_url(self) -> str:
+        """Twilio's status callback for the call: its final status says the phone call is over."""
+        return public_url(self.call.settings, CALL_STATUS_PATH)
+
+    async def _save_history(self) -> None:
+        """Keep the conversation where the relay instance the caller comes back to can read it."""
+        if self.history_store is not None:
+            call = self.call
+            await self.history_store.save(call.sid, call.history + call.transcript.condensed())
+
+    async def _voice_failure(self, call_id: str | None, code: str, *, emergency: bool) -> None:
+        """Nobody can take the call. In an emergency the caller is told to dial the emergency number, never
+        offered a message, and staff are alerted at once; otherwise the agent offers to take a message."""
+        call = self.call
+        if emergency:
+            why = "emergency_no_human" if code == "no_human_available" else "emergency_transfer_failed"
+            call.emit(CallNote(call_sid=call.sid, at=time.time(), tag="staff_alert", detail={"why": why}))
+            number = call.settings.emergency_number
+            message = (
+                f"Nobody can take the call. Tell the caller to hang up now and dial {number}, and that the "
+                "staff have been alerted. Do not offer to take a message."
+            )
+            line = call.prompts.line("emergency_no_human")
+        else:
+            message = "Nobody can take the call right now. Offer to take a message."
+            line = call.prompts.line("no_human" if code == "no_human_available" else "transfer_failed")
         if call_id is not None:
             output = {"error": {"code": code, "message": message}}
-            await send_tool_output(self.call, call_id, output, respond=True)
+            await send_tool_output(call, call_id, output, respond=True)
         else:
-            await self.call.say(self.call.prompts.line(line), line)
+            await call.say(line, "emergency_no_human" if emergency else "transfer_failed")
 
     def _brief(self, reason: str, summary: str) -> str:
         caller = self.call.caller.from_number or "an unknown number"
@@ -187,7 +231,8 @@ class CallControl:
         self.end_reason = "failed"
         if self.rest is not None:
             try:
-                if await self.rest.redirect_call(call.sid, apology_twiml(call.settings, number)):
+                twiml = apology_twiml(call.settings, number)
+                if await self.rest.redirect_call(call.sid, twiml, status_callback=self._status_url()):
                     self.end_reason = "transferred" if number else "failed"
                     return
             except TwilioRestError as exc:
@@ -196,7 +241,8 @@ class CallControl:
 
     # --- consent and recording -------------------------------------------------------------------------
     async def after_greeting(self) -> None:
-        """Record the consent decision once the notice was heard, then start recording if enabled."""
+        """Record the consent decision once the notice was really heard (see `consent_notice`), then start
+        recording if enabled; a notice never heard means no recording."""
         call = self.call
         if call.caller.resume:
             self._consent_recorded = True  # decided, announced and recorded in the call's first segment
@@ -205,13 +251,14 @@ class CallControl:
         heard_at: float | None = None
         if consent.notice_required:
             await call.model_ready.wait()
-            if not await call.wait_heard(call.greeting, timeout=30) or call.greeting is None:
+            heard_at = await give_notice(call, NOTICE, self.notice)
+            if heard_at is None:
                 return  # never heard: `record_consent_if_pending` notes it at the end, and nothing records
-            heard_at = time.time()
         self._record_consent(heard_at)
         if call.settings.recording_enabled and self.rest is not None:
             try:
-                self.recording_sid = await self.rest.start_recording(call.sid)
+                callback = public_url(call.settings, RECORDING_STATUS_PATH)
+                self.recording_sid = await self.rest.start_recording(call.sid, callback)
             except TwilioRestError as exc:
                 call.log.warning("recording_start_failed", status=exc.status, code=exc.code)
                 return

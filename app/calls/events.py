@@ -23,6 +23,7 @@ class CallStarted:
     caller_state: str | None
     model: str
     started_at: float
+    segment: int = 1  # 1 for the call's first stream, 2+ for each return from a transfer that did not connect
     kind: Literal["call_started"] = "call_started"
 
 
@@ -69,6 +70,8 @@ class CallEnded:
     audio_in_seconds: float
     audio_out_seconds: float
     usage: dict[str, int] = field(default_factory=dict)
+    segment: int = 1
+    model: str | None = None  # the segment's model, so each segment is priced at its own rates
     kind: Literal["call_ended"] = "call_ended"
 
 
@@ -86,6 +89,46 @@ class ConsentDecision:
 
 
 @dataclass(frozen=True, slots=True)
+class ConsentNoticeAttempt:
+    """One attempt at giving the recording notice: what the model said, and whether the caller heard it all.
+
+    `heard` is true only when the audio carrying the notice played to its end (its marks echoed, no clear in
+    between) and the model's own transcript of it says the notice word for word."""
+
+    call_sid: str
+    attempt: int
+    at: float
+    heard: bool
+    said: str
+    why_not: str | None = None
+    kind: Literal["consent_notice_attempt"] = "consent_notice_attempt"
+
+
+@dataclass(frozen=True, slots=True)
+class CallStatus:
+    """Twilio's status callback for the call (its final status says the phone call is over)."""
+
+    call_sid: str
+    at: float
+    status: str
+    duration_seconds: float | None = None
+    kind: Literal["call_status"] = "call_status"
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingStatus:
+    """Twilio's RecordingStatusCallback: where the recording is and how long it runs."""
+
+    call_sid: str
+    recording_sid: str
+    status: str
+    at: float
+    url: str | None = None
+    duration_seconds: float | None = None
+    kind: Literal["recording_status"] = "recording_status"
+
+
+@dataclass(frozen=True, slots=True)
 class RecordingStarted:
     call_sid: str
     recording_sid: str
@@ -95,8 +138,9 @@ class RecordingStarted:
 
 @dataclass(frozen=True, slots=True)
 class CallNote:
-    """A fact about the call the outcome depends on: `emergency`, `transfer_started`, `transferred`,
-    `transfer_failed`, `voicemail_left`, `model_reconnected`, `model_failed`."""
+    """A fact about the call the outcome depends on: `emergency`, `transfer_started` (detail: reason,
+    segment), `transfer_result` (status, segment), `transfer_failed`, `message` (message, caller_name,
+    callback_number), `staff_alert` (why), `model_reconnected`, `model_failed`."""
 
     call_sid: str
     at: float
@@ -114,6 +158,9 @@ CallEvent = (
     | ConsentDecision
     | RecordingStarted
     | CallNote
+    | ConsentNoticeAttempt
+    | CallStatus
+    | RecordingStatus
 )
 
 

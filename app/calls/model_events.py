@@ -50,8 +50,11 @@ async def on_model_event(call: Call, event: dict[str, Any]) -> None:
     elif kind == "response.output_audio.done":
         await call.flush_outbound(str(event.get("item_id")))
     elif kind == "response.output_audio_transcript.done":
-        call.transcript.agent_text_done(str(event.get("item_id")), str(event.get("transcript", "")))
+        item_id, said = str(event.get("item_id")), str(event.get("transcript", ""))
+        call.transcript.agent_text_done(item_id, said)
+        call.control.notice.on_transcript(str(event.get("response_id")), item_id, said)
     elif kind == "conversation.item.input_audio_transcription.completed":
+        add_transcription_usage(call.usage, event.get("usage"))
         call.transcript.caller_said(str(event.get("transcript", "")), call.caller_speech_started_at)
         call.control.screen_caller_words(str(event.get("transcript", "")))
     elif kind == "error":
@@ -70,11 +73,44 @@ async def _on_error(call: Call, error: dict[str, Any]) -> None:
         call.log.warning("model_error", code=code, type=error.get("type"))
 
 
-async def _on_response_done(call: Call, response: dict[str, Any]) -> None:
-    usage = response.get("usage") or {}
+def _add(total: dict[str, int], key: str, value: Any) -> None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        total[key] = total.get(key, 0) + int(value)
+
+
+def add_response_usage(total: dict[str, int], usage: Any) -> None:
+    """Sum a `response.done` usage into the call's totals, kind by kind, so each is priced at its rate."""
+    if not isinstance(usage, dict):
+        return
     for key in ("input_tokens", "output_tokens", "total_tokens"):
-        if isinstance(usage.get(key), int):
-            call.usage[key] = call.usage.get(key, 0) + usage[key]
+        _add(total, key, usage.get(key))
+    details_in = usage.get("input_token_details") or {}
+    details_out = usage.get("output_token_details") or {}
+    cached = details_in.get("cached_tokens_details") or {}
+    _add(total, "input_text_tokens", details_in.get("text_tokens"))
+    _add(total, "input_audio_tokens", details_in.get("audio_tokens"))
+    _add(total, "input_cached_text_tokens", cached.get("text_tokens"))
+    _add(total, "input_cached_audio_tokens", cached.get("audio_tokens"))
+    _add(total, "output_text_tokens", details_out.get("text_tokens"))
+    _add(total, "output_audio_tokens", details_out.get("audio_tokens"))
+
+
+def add_transcription_usage(total: dict[str, int], usage: Any) -> None:
+    """Sum a caller transcription's usage (tokens, or a duration) into the call's totals."""
+    if not isinstance(usage, dict):
+        return
+    if usage.get("type") == "duration":
+        seconds = usage.get("seconds")
+        if isinstance(seconds, int | float):
+            _add(total, "transcription_ms", round(seconds * 1000))
+        return
+    _add(total, "transcription_input_tokens", usage.get("input_tokens"))
+    _add(total, "transcription_output_tokens", usage.get("output_tokens"))
+
+
+async def _on_response_done(call: Call, response: dict[str, Any]) -> None:
+    add_response_usage(call.usage, response.get("usage"))
+    call.control.notice.on_done(str(response.get("id")), str(response.get("status")))
     if response.get("status") == "failed":
         details = response.get("status_details") or {}
         call.log.warning("response_failed", error=(details.get("error") or {}).get("code"))

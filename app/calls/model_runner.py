@@ -18,6 +18,7 @@ from app.calls.events import CallNote
 from app.calls.filler_audio import reconnect_filler_b64
 from app.calls.model_events import on_model_event
 from app.calls.responses import ResponseRequest
+from app.calls.routing import choose_model
 from app.realtime.session import LinkClosed, RealtimeLink, session_config
 from app.twilio.messages import base64_decoded_length
 
@@ -44,6 +45,8 @@ def instructions_for(call: Call) -> str:
 
 
 async def _open(call: Call, *, resumed: bool) -> RealtimeLink:
+    if resumed and call.control.escalated:  # an emergency or a failed transfer since the session opened
+        call.model = choose_model(call.settings, call.caller.from_number, escalated=True)
     try:
         link = await RealtimeLink.open(call.client, call.model)
     except InvalidStatus as exc:

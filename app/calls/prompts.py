@@ -26,10 +26,20 @@ class Prompts:
     lines: dict[str, str]
     resume_template: str
 
-    def greeting_instructions(self, preface: str = "") -> str:
-        """Per-response instructions that make the model say the greeting, word for word."""
-        words = f"{preface} {self.greeting}".strip()
-        return f'Greet the caller now. Say exactly this and nothing else: "{words}"'
+    def greeting_instructions(self, notice: str = "") -> str:
+        """Per-response instructions that make the model say the greeting, word for word; a required
+        recording notice is its fixed first sentence (checked against what the model said)."""
+        if not notice:
+            return f'Greet the caller now. Say exactly this and nothing else: "{self.greeting}"'
+        return (
+            f'Greet the caller now. Start with this sentence, word for word: "{notice}" '
+            f'Then say exactly this and nothing else: "{self.greeting}"'
+        )
+
+    @staticmethod
+    def notice_instructions(notice: str) -> str:
+        """The recording notice again, on its own, when the caller did not hear it all."""
+        return f'Say this sentence, word for word, and nothing else: "{notice}"'
 
     def resume_instructions(self, resume: str) -> str:
         """The first thing said when a caller comes back from a failed hand-off."""
@@ -52,6 +62,7 @@ def load_prompts(settings: Settings, *, today: dt.date | None = None) -> Prompts
         "business_name": settings.business_name,
         "today": day.strftime("%A %Y-%m-%d"),
         "timezone": settings.business_timezone,
+        "emergency_number": settings.emergency_number,
     }
     folder = settings.prompts_dir
     lines = tomllib.loads((folder / "lines.toml").read_text(encoding="utf-8"))
@@ -60,6 +71,9 @@ def load_prompts(settings: Settings, *, today: dt.date | None = None) -> Prompts
         instructions=(folder / "system.md").read_text(encoding="utf-8").format(**values).strip(),
         greeting=(folder / "greeting.md").read_text(encoding="utf-8").format(**values).strip(),
         filler_instructions=(folder / "filler.md").read_text(encoding="utf-8").strip(),
-        lines={key: str(value) for key, value in lines.items()},
+        lines={
+            key: str(value).replace("{emergency_number}", settings.emergency_number)
+            for key, value in lines.items()
+        },
         resume_template=str(resume["instructions"]),
     )

@@ -18,6 +18,7 @@ from openai import AsyncOpenAI
 from app.calls.call import Call
 from app.calls.caller import CallerInfo
 from app.calls.events import CallEventSink
+from app.calls.history import HistoryStore, LocalHistoryStore
 from app.calls.prompts import Prompts, load_prompts
 from app.calls.routing import choose_model
 from app.calls.tasks import TaskOwner
@@ -27,7 +28,7 @@ from app.metrics import RelayMetrics
 from app.settings import Settings
 from app.twilio.rest import AsyncTwilioRest
 
-HISTORY_TTL_SECONDS = 900  # how long a transferred call's conversation is kept for its way back
+ENDED_STREAM_MEMORY_SECONDS = 900  # how long a stream this relay ended is refused if replayed
 
 log = get_logger(__name__)
 
@@ -44,6 +45,7 @@ class Relay:
         sink: CallEventSink,
         rest: AsyncTwilioRest | None = None,
         metrics: RelayMetrics | None = None,
+        history: HistoryStore | None = None,
     ) -> None:
         self.settings = settings
         self.client = client
@@ -52,7 +54,7 @@ class Relay:
         self.rest = rest
         self.metrics = metrics
         self.calls: dict[str, Call] = {}
-        self._histories: dict[str, tuple[float, list[str]]] = {}
+        self.history = history if history is not None else LocalHistoryStore()
         # Replay guards, each entry kept (monotonic deadline) only while it could still matter.
         self._spent_tokens: dict[str, float] = {}
         self._ended_streams: dict[tuple[str, int], float] = {}
@@ -68,10 +70,7 @@ class Relay:
             self._prompts = (today, load_prompts(self.settings, today=today))
         return self._prompts[1]
 
-    def _new_call(self, caller: CallerInfo) -> Call:
-        now = time.monotonic()
-        self._histories = {k: v for k, v in self._histories.items() if now - v[0] < HISTORY_TTL_SECONDS}
-        _, history = self._histories.pop(caller.call_sid, (now, []))
+    def _new_call(self, caller: CallerInfo, history: list[str] | None = None) -> Call:
         call = Call(
             caller,
             settings=self.settings,
@@ -83,11 +82,20 @@ class Relay:
             rest=self.rest,
             history=history,
         )
+        call.control.history_store = self.history
         self.calls[caller.call_sid] = call
         call.start()
         return call
 
-    def prepare(self, caller: CallerInfo) -> Call:
+    async def prepare_return(self, caller: CallerInfo) -> Call:
+        """A caller back from a hand-off that did not connect: open their session with the conversation so
+        far, read from wherever the transferring instance kept it (short timeout, empty on failure)."""
+        existing = self.calls.get(caller.call_sid)
+        if existing is not None and not existing.attached and existing.caller.resume == caller.resume:
+            return existing
+        return self.prepare(caller, await self.history.load(caller.call_sid))
+
+    def prepare(self, caller: CallerInfo, history: list[str] | None = None) -> Call:
         """Open the model session for a ringing call (idempotent: Twilio may retry the webhook)."""
         existing = self.calls.get(caller.call_sid)
         if existing is not None and not existing.ended.is_set():
@@ -95,7 +103,7 @@ class Relay:
                 return existing
             # The caller is back from a transfer while the old stream is still closing.
             self.tasks.spawn(self.finish(existing, "transferred"), "finish-old")
-        call = self._new_call(caller)
+        call = self._new_call(caller, history)
         self.tasks.spawn(self._expire_if_unclaimed(call), "preopen-ttl")
         return call
 
@@ -109,8 +117,9 @@ class Relay:
         self._spent_tokens[token] = now + self.settings.stream_token_ttl_seconds + 30
         return True
 
-    def claim(self, caller: CallerInfo) -> Call:
-        """The call a stream binds to: the prepared one, or a fresh one when this instance has none.
+    async def claim(self, caller: CallerInfo) -> Call:
+        """The call a stream binds to: the prepared one, or a fresh one when this instance has none (a
+        returning caller's fresh call gets the conversation so far from the history store).
 
         A stream for a call segment this relay already ended is refused (`StreamEndedError`): a return
         stream after a failed transfer is a new segment, so it is not.
@@ -125,7 +134,10 @@ class Relay:
         if call is not None:
             raise DuplicateStreamError(caller.call_sid)
         log.info("stream_without_preopened_session", call_sid=caller.call_sid)
-        return self._new_call(caller)
+        history = await self.history.load(caller.call_sid) if caller.resume else None
+        if caller.call_sid in self.calls:  # another stream bound while the history was read
+            raise DuplicateStreamError(caller.call_sid)
+        return self._new_call(caller, history)
 
     async def finish(self, call: Call, reason: str) -> None:
         """End a call and forget it."""
@@ -135,12 +147,14 @@ class Relay:
             if self.calls.get(call.sid) is call:
                 del self.calls[call.sid]
             if call.attached:
-                self._ended_streams[(call.sid, call.caller.segment)] = time.monotonic() + HISTORY_TTL_SECONDS
+                self._ended_streams[(call.sid, call.caller.segment)] = (
+                    time.monotonic() + ENDED_STREAM_MEMORY_SECONDS
+                )
             if self.metrics is not None:
                 self.metrics.call_ended(call)
-            if call.end_reason == "transferred":
-                history = call.history + call.transcript.condensed()
-                self._histories[call.sid] = (time.monotonic(), history)
+            if call.end_reason == "transferred":  # the conversation now includes the hand-off line
+                lines = call.history + call.transcript.condensed()
+                self.tasks.spawn(self.history.save(call.sid, lines), "save-history")
 
     async def _expire_if_unclaimed(self, call: Call) -> None:
         await asyncio.sleep(self.settings.preopen_ttl_seconds)
@@ -161,6 +175,7 @@ class Relay:
         """End every call (process exit) and stop background work."""
         await asyncio.gather(*(self.finish(c, "relay_shutdown") for c in list(self.calls.values())))
         await self.tasks.cancel_all()
+        await self.history.close()
 
 
 class DuplicateStreamError(Exception):

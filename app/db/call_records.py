@@ -15,11 +15,11 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, update
 from sqlalchemy.orm import Session
 
+from app.db.call_facts import record_message, record_notice_attempt, record_recording_status
 from app.db.models import (
-    CALL_ENDED,
     CALL_LIVE,
     Call,
     CallLiveness,
@@ -29,7 +29,14 @@ from app.db.models import (
     ToolInvocationRow,
     TranscriptTurnRow,
 )
-from app.db.pricing import estimate_cost_usd
+from app.db.segment_records import (
+    call_status,
+    refresh_call,
+    segment_ended,
+    segment_started,
+    transfer_result,
+    transfer_started,
+)
 from app.db.types import from_epoch, utc_now
 from app.db.upsert import insert_for, later_of
 
@@ -79,21 +86,21 @@ def _call_started(session: Session, record: Mapping[str, Any], meta: Mapping[str
         "updated_at": utc_now(),
     }
     stmt = insert_for(session, Call).values(**values)
-    # Status is left alone: a CallEnded processed first must not be turned back into a live call.
+    # Status, start and model are left to `refresh_call`, which reads every segment: a later segment's start
+    # must not overwrite the first one's, and a CallEnded processed first must not turn back into a live call.
     stmt = stmt.on_conflict_do_update(
         index_elements=[table.c.call_sid],
         set_={
-            "from_number": stmt.excluded.from_number,
-            "to_number": stmt.excluded.to_number,
-            "caller_state": stmt.excluded.caller_state,
-            "model": stmt.excluded.model,
-            "started_at": stmt.excluded.started_at,
+            "from_number": func.coalesce(table.c.from_number, stmt.excluded.from_number),
+            "to_number": func.coalesce(table.c.to_number, stmt.excluded.to_number),
+            "caller_state": func.coalesce(table.c.caller_state, stmt.excluded.caller_state),
             "last_seen_at": later_of(table.c.last_seen_at, stmt.excluded.last_seen_at),
             "updated_at": stmt.excluded.updated_at,
         },
     )
     session.execute(stmt)
-    refresh_cost(session, record["call_sid"])
+    segment_started(session, record)
+    refresh_call(session, record["call_sid"])
 
 
 def _transcript_turn(session: Session, record: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
@@ -150,25 +157,9 @@ def _call_heartbeat(session: Session, record: Mapping[str, Any], meta: Mapping[s
 
 def _call_ended(session: Session, record: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
     call_sid = record["call_sid"]
-    ended_at = _ts(record["ended_at"])
-    touch_call(session, call_sid, ended_at)
-    expected = meta.get("expected") or {}
-    session.execute(
-        update(Call)
-        .where(Call.call_sid == call_sid)
-        .values(
-            status=CALL_ENDED,
-            ended_at=ended_at,
-            end_reason=str(record["end_reason"]),
-            audio_in_seconds=float(record.get("audio_in_seconds", 0.0)),
-            audio_out_seconds=float(record.get("audio_out_seconds", 0.0)),
-            usage=dict(record.get("usage") or {}),
-            expected_turns=expected.get("transcript_turn"),
-            expected_tools=expected.get("tool_invocation"),
-            updated_at=utc_now(),
-        )
-    )
-    refresh_cost(session, call_sid)
+    touch_call(session, call_sid, _ts(record["ended_at"]))
+    segment_ended(session, record, meta.get("expected") or {})
+    refresh_call(session, call_sid)
 
 
 def _consent_decision(session: Session, record: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
@@ -205,17 +196,49 @@ def _recording_started(session: Session, record: Mapping[str, Any], meta: Mappin
     stmt = insert_for(session, RecordingRow).values(
         call_sid=record["call_sid"], recording_sid=str(record["recording_sid"]), started_at=started_at
     )
-    session.execute(stmt.on_conflict_do_nothing(index_elements=[table.c.recording_sid]))
+    # The start the relay saw is authoritative: a status callback processed first only guessed it.
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c.recording_sid], set_={"started_at": stmt.excluded.started_at}
+    )
+    session.execute(stmt)
 
 
 def _call_note(session: Session, record: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
     table = CallNoteRow.__table__
     at = _ts(record["at"])
-    touch_call(session, record["call_sid"], at)
-    stmt = insert_for(session, CallNoteRow).values(
-        call_sid=record["call_sid"], tag=str(record["tag"]), at=at, detail=dict(record.get("detail") or {})
-    )
+    call_sid, tag, detail = record["call_sid"], str(record["tag"]), dict(record.get("detail") or {})
+    touch_call(session, call_sid, at)
+    stmt = insert_for(session, CallNoteRow).values(call_sid=call_sid, tag=tag, at=at, detail=detail)
     session.execute(stmt.on_conflict_do_nothing(index_elements=[table.c.call_sid, table.c.tag, table.c.at]))
+    if tag == "transfer_started":
+        transfer_started(session, call_sid, at, detail)
+    elif tag == "transfer_result":
+        transfer_result(session, call_sid, at, detail)
+        refresh_call(session, call_sid)
+    elif tag == "message":
+        record_message(session, call_sid, at, detail)
+    elif tag == "staff_alert":
+        session.execute(
+            update(Call).where(Call.call_sid == call_sid, Call.flagged_at.is_(None)).values(flagged_at=at)
+        )
+
+
+def _call_status(session: Session, record: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
+    call_sid = record["call_sid"]
+    at = _ts(record["at"])
+    touch_call(session, call_sid, None)
+    call_status(session, call_sid, at, str(record["status"]))
+    refresh_call(session, call_sid)
+
+
+def _notice_attempt(session: Session, record: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
+    touch_call(session, record["call_sid"], _ts(record["at"]))
+    record_notice_attempt(session, record)
+
+
+def _recording_status(session: Session, record: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
+    touch_call(session, record["call_sid"], None)
+    record_recording_status(session, record)
 
 
 _Handler = Callable[[Session, Mapping[str, Any], Mapping[str, Any]], None]
@@ -228,6 +251,9 @@ _HANDLERS: dict[str, _Handler] = {
     "consent_decision": _consent_decision,
     "recording_started": _recording_started,
     "call_note": _call_note,
+    "call_status": _call_status,
+    "consent_notice_attempt": _notice_attempt,
+    "recording_status": _recording_status,
 }
 
 
@@ -239,19 +265,6 @@ def record_event(session: Session, record: Mapping[str, Any], meta: Mapping[str,
         raise UnknownEventError(f"unknown event kind {kind!r}")
     handler(session, record, meta or {})
     return kind
-
-
-def refresh_cost(session: Session, call_sid: str) -> None:
-    """Recompute the call's cost once both its model and its audio totals are known."""
-    row = session.execute(
-        select(Call.model, Call.audio_in_seconds, Call.audio_out_seconds, Call.usage).where(
-            Call.call_sid == call_sid
-        )
-    ).first()
-    if row is None or row.model is None or row.audio_in_seconds is None or row.audio_out_seconds is None:
-        return
-    cost = estimate_cost_usd(row.model, row.audio_in_seconds, row.audio_out_seconds, row.usage)
-    session.execute(update(Call).where(Call.call_sid == call_sid).values(cost_usd=cost))
 
 
 def record_liveness(session: Session, beats: Mapping[str, float], relay_id: str) -> None:

@@ -51,6 +51,7 @@ RowId = BigInteger().with_variant(Integer(), "sqlite")
 CALL_LIVE = "live"
 CALL_ENDED = "ended"
 CALL_ABANDONED = "abandoned"
+CALL_TRANSFERRING = "transferring"  # between segments: a person's phone rings, or they are talking
 
 
 class Base(DeclarativeBase):
@@ -89,6 +90,77 @@ class Call(Base):
     swept_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
     updated_at: Mapped[datetime] = mapped_column(default=utc_now, onupdate=utc_now)
+    # Added by 0002 (segments): the totals above sum every segment; these say when the phone call ended.
+    segment_count: Mapped[int | None] = mapped_column(Integer, doc="Streams the call had (1 + returns).")
+    twilio_status: Mapped[str | None] = mapped_column(String(16), doc="Twilio's last reported status.")
+    twilio_status_at: Mapped[datetime | None]
+    cost_breakdown: Mapped[dict[str, Any] | None] = mapped_column(doc="USD by part: audio, text, ...")
+    flagged_at: Mapped[datetime | None] = mapped_column(doc="When staff were alerted during the call.")
+
+
+class CallSegment(Base):
+    """One stream of a call: the first, and one more each time the caller came back from a transfer."""
+
+    __tablename__ = "call_segments"
+    __table_args__ = (UniqueConstraint("call_sid", "segment"),)
+
+    id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
+    call_sid: Mapped[str] = mapped_column(String(64), _call_fk())
+    segment: Mapped[int] = mapped_column(Integer)
+    model: Mapped[str | None] = mapped_column(String(64))
+    started_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    end_reason: Mapped[str | None] = mapped_column(String(32))
+    audio_in_seconds: Mapped[float | None] = mapped_column(Float)
+    audio_out_seconds: Mapped[float | None] = mapped_column(Float)
+    usage: Mapped[dict[str, Any] | None]
+    cost_usd: Mapped[Decimal | None] = mapped_column(Numeric(12, 5))
+    expected_turns: Mapped[int | None] = mapped_column(Integer)
+    expected_tools: Mapped[int | None] = mapped_column(Integer)
+
+
+class TransferAttempt(Base):
+    """A hand-off to a person started in `segment`, and how it ended (completed, busy, no-answer, ...)."""
+
+    __tablename__ = "transfer_attempts"
+    __table_args__ = (UniqueConstraint("call_sid", "segment"),)
+
+    id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
+    call_sid: Mapped[str] = mapped_column(String(64), _call_fk())
+    segment: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str | None] = mapped_column(String(32))
+    started_at: Mapped[datetime | None]
+    result: Mapped[str | None] = mapped_column(String(16), doc="completed | busy | no-answer | declined ...")
+    result_at: Mapped[datetime | None]
+
+
+class CallMessage(Base):
+    """A message the agent took for staff (`take_message`)."""
+
+    __tablename__ = "call_messages"
+    __table_args__ = (UniqueConstraint("call_sid", "at"),)
+
+    id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
+    call_sid: Mapped[str] = mapped_column(String(64), _call_fk())
+    at: Mapped[datetime]
+    message: Mapped[str] = mapped_column(Text)
+    caller_name: Mapped[str | None] = mapped_column(String(128))
+    callback_number: Mapped[str | None] = mapped_column(String(64))
+
+
+class ConsentNoticeAttemptRow(Base):
+    """One attempt at the recording notice: what the model said and whether it was heard to the end."""
+
+    __tablename__ = "consent_notice_attempts"
+    __table_args__ = (UniqueConstraint("call_sid", "attempt"),)
+
+    id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
+    call_sid: Mapped[str] = mapped_column(String(64), _call_fk())
+    attempt: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime]
+    heard: Mapped[bool] = mapped_column(Boolean)
+    said: Mapped[str] = mapped_column(Text)
+    why_not: Mapped[str | None] = mapped_column(String(64))
 
 
 class CallLiveness(Base):
@@ -168,6 +240,10 @@ class RecordingRow(Base):
     call_sid: Mapped[str] = mapped_column(String(64), _call_fk(), index=True)
     recording_sid: Mapped[str] = mapped_column(String(64), unique=True)
     started_at: Mapped[datetime]
+    # Added by 0002, from Twilio's RecordingStatusCallback.
+    status: Mapped[str | None] = mapped_column(String(16))
+    url: Mapped[str | None] = mapped_column(Text)
+    duration_seconds: Mapped[float | None] = mapped_column(Float)
 
 
 class ConsentAudit(Base):
@@ -183,6 +259,8 @@ class ConsentAudit(Base):
     notice_played_at: Mapped[datetime | None]
     reason: Mapped[str] = mapped_column(Text)
     audited_at: Mapped[datetime] = mapped_column(default=utc_now)
+    notice_attempts: Mapped[int | None] = mapped_column(Integer, doc="Times the notice was given (0002).")
+    notice_said: Mapped[str | None] = mapped_column(Text, doc="What the model said in the heard attempt.")
 
 
 class CallOutcome(Base):

@@ -16,7 +16,7 @@ CONTROL_TOOLS: list[dict[str, Any]] = [
         "name": "transfer_to_human",
         "description": (
             "Connect the caller to a person (warm transfer). First tell the caller you are connecting them. "
-            "For an emergency, first tell them to hang up and dial 911, then call this with "
+            "For an emergency, first tell them to hang up and dial the emergency number, then call this with "
             "reason=emergency. The summary is spoken to the person before they are connected."
         ),
         "parameters": {

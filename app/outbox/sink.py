@@ -80,6 +80,12 @@ def task_id_for(record: dict[str, Any]) -> str:
         key = f"{record['tag']}@{record['at']}"
     elif kind == "recording_started":
         key = str(record["recording_sid"])
+    elif kind in {"call_started", "call_ended"} and int(record.get("segment", 1)) > 1:
+        key = f"segment{record['segment']}"
+    elif kind == "consent_notice_attempt":
+        key = str(record["attempt"])
+    elif kind in {"call_status", "recording_status"}:
+        key = f"{record['status']}@{record['at']}"
     else:
         key = ""
     return f"{kind}:{call_sid}:{key}" if key else f"{kind}:{call_sid}"

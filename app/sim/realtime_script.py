@@ -5,18 +5,23 @@ Rules (the relay's tests rely on them):
 - an out-of-band response (`response.conversation == "none"`) speaks its instructions verbatim when they are
   short (<= 120 characters), else the filler line;
 - every other response consumes the next `SimTurn` (so does the response after a function_call_output);
-- once the script is exhausted every such response says the fallback reply.
+- once the script is exhausted every such response says the fallback reply;
+- instructions that ask for a sentence "word for word: "..."" get it said verbatim, before the greeting on
+  a connection's first response, or alone (consuming no scripted turn); `paraphrase_verbatim` makes the
+  next N such sentences come out paraphrased instead, as a model that does not comply would say them.
 A reconnect (a new session on the same simulator) continues where the script stopped.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 __all__ = ["MAX_VERBATIM_INSTRUCTIONS", "SimScript", "SimTurn", "ToolCallRecord", "ToolOutputRecord"]
 
 MAX_VERBATIM_INSTRUCTIONS = 120
+_WORD_FOR_WORD = re.compile(r'word for word[^"]*"([^"]+)"', re.IGNORECASE)
 
 
 @dataclass
@@ -64,6 +69,7 @@ class SimScript:
         self.filler = filler
         self.fallback_reply = fallback_reply
         self.position = 0
+        self.paraphrase_verbatim = 0
         self.tool_calls: list[ToolCallRecord] = []
         self.tool_outputs: list[ToolOutputRecord] = []
 
@@ -84,9 +90,20 @@ class SimScript:
         """What the caller is scripted to be saying now: the `hears` of the next unconsumed turn."""
         return None if self.exhausted else self.turns[self.position].hears
 
-    def greeting_turn(self) -> SimTurn:
-        """The opening line of a connection."""
-        return SimTurn(say=self.greeting)
+    def greeting_turn(self, instructions: str | None = None) -> SimTurn:
+        """The opening line of a connection (after any word-for-word sentence it was asked for)."""
+        sentence = self.word_for_word(instructions)
+        return SimTurn(say=f"{sentence} {self.greeting}" if sentence else self.greeting)
+
+    def word_for_word(self, instructions: str | None) -> str | None:
+        """The sentence the instructions ask to say word for word, as this model says it (None: none)."""
+        match = _WORD_FOR_WORD.search(instructions or "")
+        if match is None:
+            return None
+        if self.paraphrase_verbatim > 0:
+            self.paraphrase_verbatim -= 1
+            return "Just so you know, we might keep a recording of this."
+        return match.group(1).strip()
 
     def out_of_band_turn(self, instructions: str | None) -> SimTurn:
         """The line an out-of-band response speaks."""

@@ -218,10 +218,18 @@ class SimSession:
     def choose_turn(self, params: dict[str, Any]) -> SimTurn:
         """Apply the script rules (see realtime_script) to pick what a new response says."""
         script = self.shared.script
+        instructions = params.get("instructions")
+        if (
+            self.caller_turns == 0
+            and self.conversation_responses == 0
+            and params.get("conversation") != "none"
+        ):
+            return script.greeting_turn(instructions)
+        sentence = script.word_for_word(instructions)
+        if sentence is not None:
+            return SimTurn(say=sentence)
         if params.get("conversation") == "none":
-            return script.out_of_band_turn(params.get("instructions"))
-        if self.caller_turns == 0 and self.conversation_responses == 0:
-            return script.greeting_turn()
+            return script.out_of_band_turn(instructions)
         return script.next_turn()
 
     def start_response(self, turn: SimTurn, params: dict[str, Any]) -> ResponseRun:

@@ -99,9 +99,14 @@ class TwilioRequests:
         """Read the call's record (its status)."""
         return TwilioRequest("GET", self._call_path(call_sid))
 
-    def redirect_call(self, call_sid: str, twiml: str) -> TwilioRequest:
-        """Replace the live call's TwiML (a transfer, or the way back to the agent)."""
-        return TwilioRequest("POST", self._call_path(call_sid), {"Twiml": twiml})
+    def redirect_call(self, call_sid: str, twiml: str, status_callback: str | None = None) -> TwilioRequest:
+        """Replace the live call's TwiML (a transfer, or the way back to the agent); with `status_callback`,
+        Twilio also reports the call's final status there (the phone call is over)."""
+        data = {"Twiml": twiml}
+        if status_callback:
+            data["StatusCallback"] = status_callback
+            data["StatusCallbackMethod"] = "POST"
+        return TwilioRequest("POST", self._call_path(call_sid), data)
 
     def start_recording(self, call_sid: str, status_callback: str | None = None) -> TwilioRequest:
         data = {"RecordingChannels": "dual", "RecordingTrack": "both"}
@@ -203,9 +208,10 @@ class AsyncTwilioRest:
         """The call's Twilio status, or None if Twilio does not know the call."""
         return self.requests.status(await self._send(self.requests.fetch_call(call_sid)))
 
-    async def redirect_call(self, call_sid: str, twiml: str) -> bool:
+    async def redirect_call(self, call_sid: str, twiml: str, *, status_callback: str | None = None) -> bool:
         """Run new TwiML on the live call; False if the call had already ended."""
-        return self.requests.completed(await self._send(self.requests.redirect_call(call_sid, twiml)))
+        request = self.requests.redirect_call(call_sid, twiml, status_callback)
+        return self.requests.completed(await self._send(request))
 
     async def start_recording(self, call_sid: str, status_callback: str | None = None) -> str | None:
         """Start a dual-channel recording; returns its sid, or None if the call had ended."""

@@ -193,7 +193,7 @@ async def _bind(relay: Relay, settings: Settings, start: tw.Start, output: Strea
         log.warning("stream_token_reused", call_sid=start.call_sid)
         return None
     try:
-        call = relay.claim(caller_from_start(start))
+        call = await relay.claim(caller_from_start(start))
     except DuplicateStreamError:
         log.warning("stream_duplicate", call_sid=start.call_sid)
         return None

@@ -8,6 +8,8 @@
    (`ParentCallSid`) is redirected back to the agent and the person's leg hangs up.
 4. `POST /twilio/transfer/done` is the caller's `<Dial action>`: `completed` means they talked, so hang up;
    busy / no-answer / failed / canceled send the caller back to the agent.
+Each result is noted for the attempt's segment (the call record keeps every attempt); the caller's way back
+opens a session that knows the conversation, read from the relay's shared history store.
 Every request is signature-checked, and everything a step needs travels in its signed URL or form, so any
 relay instance can serve any step. What the URL carries is sealed (`transfer_link`): nothing readable, and a
 forged, expired or malformed context gets 400 and a log line.
@@ -37,9 +39,11 @@ CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
 DIAL_STATUSES = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
 
 
-def _result(call_sid: str, status: str) -> CallNote:
-    """How the hand-off ended, for the call record: completed (they talked), busy, no-answer, declined..."""
-    return CallNote(call_sid=call_sid, at=time.time(), tag="transfer_result", detail={"status": status})
+def _result(call_sid: str, status: str, caller: CallerInfo) -> CallNote:
+    """How the hand-off ended, for the call record: completed (they talked), busy, no-answer, declined...
+    It belongs to the segment that started the transfer, the one before the caller's way back."""
+    detail = {"status": status, "segment": max(caller.segment - 1, 1)}
+    return CallNote(call_sid=call_sid, at=time.time(), tag="transfer_result", detail=detail)
 
 
 def _twiml(body: str) -> Response:
@@ -117,9 +121,9 @@ async def answer(request: Request) -> Response:
         context = _context(request)
         if context is None:
             return _bad_context()
-        relay.sink.emit(_result(parent, "declined"))
         caller = _returning_caller(context, parent, "transfer_declined")
-        relay.prepare(caller)
+        relay.sink.emit(_result(parent, "declined", caller))
+        await relay.prepare_return(caller)
         twiml = back_to_agent_twiml(request.app.state.settings, caller, str(request.base_url))
         try:
             if relay.rest is not None:
@@ -146,12 +150,12 @@ async def dial_done(request: Request) -> Response:
     if not call_sid:
         return _twiml(str(VoiceResponse().hangup()))
     relay: Relay = request.app.state.relay
-    relay.sink.emit(_result(call_sid, status))
-    if status == "completed":
-        return _twiml(str(VoiceResponse().hangup()))
     context = _context(request)
     if context is None:
         return _bad_context()
     caller = _returning_caller(context, call_sid, f"transfer_{status}")
-    relay.prepare(caller)
+    relay.sink.emit(_result(call_sid, status, caller))
+    if status == "completed":
+        return _twiml(str(VoiceResponse().hangup()))
+    await relay.prepare_return(caller)
     return _twiml(back_to_agent_twiml(request.app.state.settings, caller, str(request.base_url)))

@@ -13,6 +13,8 @@ from app.twilio.signature import stream_token
 from app.twilio.transfer_link import TransferContext, seal
 
 SAY_VOICE = "Polly.Joanna"
+CALL_STATUS_PATH = "/twilio/call/status"
+RECORDING_STATUS_PATH = "/twilio/recording/status"
 
 
 def stream_parameters(

@@ -11,6 +11,7 @@ async def answered(caller: SimulatedCaller) -> None:
     """Dial, open the stream, and wait until the greeting has finished playing."""
     await caller.dial()
     await caller.connect()
+    await caller.wait_agent_audio(timeout=10)  # the greeting began (silence before it is not its end)
     await caller.wait_agent_silent(quiet=0.3, timeout=10)
 
 

@@ -138,7 +138,7 @@ async def test_no_answer_brings_the_caller_back_to_the_agent_with_the_conversati
         )
         assert "<Stream" in done.text and "transfer_no-answer" in done.text
         results = [e.detail for e in sink.events if isinstance(e, CallNote) and e.tag == "transfer_result"]
-        assert results == [{"status": "no-answer"}]
+        assert results == [{"status": "no-answer", "segment": 1}]  # the attempt made in segment 1
         # Twilio opens the new stream from that TwiML: the caller is with the agent again.
         back = stack.caller()
         back.call_sid = caller.call_sid

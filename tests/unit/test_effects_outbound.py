@@ -9,7 +9,6 @@ import email
 import hashlib
 import hmac
 import json
-import socketserver
 import threading
 import time
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ from app.db.call_records import record_event
 from app.db.engine import make_engine, make_session_factory
 from app.db.models import Base, CallSummary, Delivery
 from app.settings import Settings, load_settings
+from tests.smtp_stand_in import SmtpRecorder, serve_smtp
 from workers.effects.crm import sync_crm
 from workers.effects.delivery import deliver_summary
 from workers.effects.errors import PermanentEffectError, TransientEffectError
@@ -86,56 +86,10 @@ def http_server() -> Iterator[HttpRecorder]:
     server.server_close()
 
 
-@dataclass
-class SmtpRecorder:
-    messages: list[bytes] = field(default_factory=list)
-    reject_code: int | None = None
-    port: int = 0
-
-
 @pytest.fixture
 def smtp_server() -> Iterator[SmtpRecorder]:
-    recorder = SmtpRecorder()
-
-    class Handler(socketserver.StreamRequestHandler):
-        def reply(self, text: str) -> None:
-            self.wfile.write(text.encode() + b"\r\n")
-
-        def handle(self) -> None:
-            self.reply("220 test ESMTP")
-            lines: list[bytes] = []
-            in_data = False
-            while line := self.rfile.readline():
-                if in_data:
-                    if line == b".\r\n":
-                        in_data = False
-                        recorder.messages.append(b"".join(lines))
-                        self.reply("250 queued")
-                    else:
-                        lines.append(line[1:] if line.startswith(b"..") else line)
-                    continue
-                verb = line[:4].upper()
-                if verb == b"EHLO":
-                    self.reply("250-test\r\n250 OK")
-                elif verb == b"MAIL" and recorder.reject_code:
-                    self.reply(f"{recorder.reject_code} try later")
-                elif verb == b"DATA":
-                    in_data = True
-                    self.reply("354 go ahead")
-                elif verb == b"QUIT":
-                    self.reply("221 bye")
-                    return
-                else:
-                    self.reply("250 OK")
-
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    recorder.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield recorder
-    server.shutdown()
-    server.server_close()
+    with serve_smtp() as recorder:
+        yield recorder
 
 
 @pytest.fixture

@@ -1,8 +1,10 @@
 """The recording-consent audit: for every call that needed the notice, was it spoken before recording?
 
 Verdicts (stored in `consent_audits`, one per call):
-- violation: something was recorded and the notice was required but not played, or played only after the
-  first recording started; or something was recorded with no consent decision on file at all.
+- violation: something was recorded and the notice was required but not heard in full, or heard only after
+  the first recording started; or something was recorded with no consent decision on file at all.
+The notice is "played" only once an attempt was heard to its end, word for word (`consent_notice_attempts`
+keeps every attempt and what the model said); the audit stores how many attempts it took and the words.
 - compliant: the notice came first, or nothing was recorded, or the notice was not required.
 - not_applicable: no decision and no recording (e.g. a call swept before it got that far).
 """
@@ -33,6 +35,8 @@ class Verdict:
     recording_count: int
     first_recording_at: datetime | None
     notice_played_at: datetime | None
+    notice_attempts: int = 0
+    notice_said: str | None = None
 
 
 def judge_consent(view: CallView) -> Verdict:
@@ -42,8 +46,11 @@ def judge_consent(view: CallView) -> Verdict:
     played = decision.notice_played_at if decision else None
     required = decision.notice_required if decision else None
 
+    attempts = view.notice_attempts
+    said = next((attempt.said for attempt in attempts if attempt.heard), None)
+
     def verdict(name: str, reason: str) -> Verdict:
-        return Verdict(name, reason, required, len(view.recordings), first, played)
+        return Verdict(name, reason, required, len(view.recordings), first, played, len(attempts), said)
 
     if decision is None:
         if first is None:
@@ -54,7 +61,7 @@ def judge_consent(view: CallView) -> Verdict:
     if first is None:
         return verdict("compliant", "notice required; nothing was recorded")
     if played is None:
-        return verdict("violation", "recorded but the required notice was never played")
+        return verdict("violation", "recorded but the required notice was never heard in full")
     if played > first:
         lag = (played - first).total_seconds()
         return verdict("violation", f"the notice was played {lag:.1f}s after recording started")
@@ -78,6 +85,8 @@ def audit_consent(sessions: sessionmaker[Session], call_sid: str) -> str | None:
             "recording_count": result.recording_count,
             "first_recording_at": result.first_recording_at,
             "notice_played_at": result.notice_played_at,
+            "notice_attempts": result.notice_attempts,
+            "notice_said": result.notice_said,
         }
         stmt = insert_for(session, ConsentAudit).values(call_sid=call_sid, **values)
         stmt = stmt.on_conflict_do_update(index_elements=[ConsentAudit.__table__.c.call_sid], set_=values)

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.ledger import DONE, SETTLED, SKIPPED, bump_attempts, effect_status, settle_effect
 from app.settings import Settings
-from workers.effects.call_view import CallView, load_call_view
+from workers.effects.call_view import CallView, call_cost_usd, cost_parts, load_call_view
 from workers.effects.errors import PermanentEffectError
 from workers.effects.http_delivery import post_json
 from workers.effects.outcome import BOOKING_TOOLS
@@ -56,6 +56,31 @@ def crm_payload(view: CallView) -> dict[str, Any]:
         "end_reason": call.end_reason,
         "outcome": view.outcome.outcome if view.outcome else None,
         "summary": view.summary.text if view.summary else None,
+        "cost_usd": str(call_cost_usd(view)),
+        "cost_breakdown_usd": {part: str(value) for part, value in cost_parts(view).items()},
+        "messages": [
+            {
+                "message": message.message,
+                "caller_name": message.caller_name,
+                "callback_number": message.callback_number,
+                "at": _iso(message.at),
+            }
+            for message in view.messages
+        ],
+        "segments": [
+            {
+                "segment": segment.segment,
+                "model": segment.model,
+                "started_at": _iso(segment.started_at),
+                "ended_at": _iso(segment.ended_at),
+                "end_reason": segment.end_reason,
+            }
+            for segment in view.segments
+        ],
+        "transfers": [
+            {"segment": attempt.segment, "reason": attempt.reason, "result": attempt.result}
+            for attempt in view.transfers
+        ],
         "bookings": [
             {"request": tool.arguments, "result": tool.result}
             for tool in view.tools

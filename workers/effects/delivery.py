@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.ledger import DONE, SETTLED, SKIPPED, bump_attempts, effect_status, settle_effect
 from app.settings import Settings
-from workers.effects.call_view import CallView, load_call_view
+from workers.effects.call_view import CallView, cost_line, load_call_view
 from workers.effects.errors import PermanentEffectError, TransientEffectError
 from workers.effects.http_delivery import post_json
 from workers.effects.outcome import OUTCOME_LABELS
@@ -63,8 +63,15 @@ def _facts(view: CallView) -> list[tuple[str, str]]:
         ("Started", call.started_at.strftime("%Y-%m-%d %H:%M UTC") if call.started_at else "-"),
         ("Length", f"{round(duration)}s" if duration is not None else "-"),
         ("Ended", (call.end_reason or "-").replace("_", " ")),
+        ("Cost", cost_line(view)),
         ("Call SID", call.call_sid),
     ]
+    for attempt in view.transfers:
+        facts.append((f"Transfer (segment {attempt.segment})", attempt.result or "no result"))
+    for message in view.messages:
+        facts.append(("Message", message.message))
+        facts.append(("Message from", message.caller_name or "-"))
+        facts.append(("Call back on", message.callback_number or call.from_number or "-"))
     return facts
 
 
@@ -113,7 +120,7 @@ def default_smtp(settings: Settings) -> smtplib.SMTP:
     return client
 
 
-def _send_email(message: EmailMessage, settings: Settings, smtp_factory: SmtpFactory) -> None:
+def send_email(message: EmailMessage, settings: Settings, smtp_factory: SmtpFactory) -> None:
     try:
         client = smtp_factory(settings)
         try:
@@ -162,7 +169,7 @@ def deliver_summary(
         response = post_json(http, settings.summary_webhook_url, body, headers, what="summary webhook")
         detail: dict[str, Any] = {"http_status": response.status_code}
     else:
-        _send_email(summary_email(view, settings), settings, smtp_factory)
+        send_email(summary_email(view, settings), settings, smtp_factory)
         detail = {"recipients": len([a for a in (settings.summary_email_to or "").split(",") if a.strip()])}
     with sessions.begin() as session:
         settle_effect(session, call_sid, effect, DONE, detail)

@@ -2,11 +2,14 @@
 
 Rules, first match wins, each leaving its evidence in `reasons`:
 1. emergency: the relay noted an emergency (callers are told to hang up and dial 911; staff must know).
-2. transferred: a transfer completed (note or end reason).
+2. transferred: a person took the call (a hand-off completed; one that came back busy, unanswered or
+   declined does not count: the caller went on with the agent).
 3. booked: a booking tool succeeded.
-4. failed: the call broke (end reason failed/abandoned, or the model failed) before achieving anything.
-5. information_given: an information tool (hours, availability, ...) answered the caller.
-6. otherwise how it ended: caller_hung_up, agent_hung_up, idle, capped (unknown reasons count as failed).
+4. message_taken: the agent took a message for staff (`take_message`).
+5. failed: the call broke (end reason failed/abandoned, or the model failed) before achieving anything.
+6. information_given: an information tool (hours, availability, ...) answered the caller.
+7. otherwise how it ended: caller_hung_up, agent_hung_up, idle, capped (unknown reasons count as failed);
+   a caller who never came back from a hand-off that did not connect hung up.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ OUTCOME_LABELS = {
     "booked": "appointment booked",
     "information_given": "information given",
     "transferred": "transferred to staff",
+    "message_taken": "message taken for staff",
     "emergency": "emergency",
     "caller_hung_up": "caller hung up",
     "agent_hung_up": "agent ended the call",
@@ -40,7 +44,7 @@ END_REASON_OUTCOMES = {
     "agent_hung_up": "agent_hung_up",
     "idle": "idle",
     "capped": "capped",
-    "transferred": "transferred",
+    "transferred": "caller_hung_up",  # only reached when the hand-off did not connect
 }
 
 
@@ -50,11 +54,14 @@ def decide_outcome(view: CallView) -> tuple[str, list[str]]:
     end_reason = view.call.end_reason or "unknown"
     if "emergency" in tags:
         return "emergency", ["note: emergency"]
-    if "transferred" in tags or end_reason == "transferred":
-        return "transferred", ["note: transferred" if "transferred" in tags else "end reason: transferred"]
+    if view.transfer_connected:
+        return "transferred", ["a hand-off connected"]
+    came_back = [f"transfer in segment {a.segment}: {a.result}" for a in view.transfers if a.result]
     booked = [tool for tool in view.tools if tool.ok and tool.name in BOOKING_TOOLS]
     if booked:
-        return "booked", [f"tool {tool.name} succeeded (seq {tool.seq})" for tool in booked]
+        return "booked", [f"tool {tool.name} succeeded (seq {tool.seq})" for tool in booked] + came_back
+    if view.messages:
+        return "message_taken", [f"{len(view.messages)} message(s) taken", *came_back]
     if end_reason in {"failed", "abandoned"} or "model_failed" in tags:
         evidence = (
             f"end reason: {end_reason}" if end_reason in {"failed", "abandoned"} else "note: model_failed"
@@ -64,7 +71,7 @@ def decide_outcome(view: CallView) -> tuple[str, list[str]]:
     if informed:
         return "information_given", [f"tool {tool.name} answered (seq {tool.seq})" for tool in informed]
     outcome = END_REASON_OUTCOMES.get(end_reason, "failed")
-    return outcome, [f"end reason: {end_reason}"]
+    return outcome, [f"end reason: {end_reason}", *came_back]
 
 
 def classify_outcome(sessions: sessionmaker[Session], call_sid: str) -> str | None:

@@ -18,7 +18,8 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.ledger import SETTLED, bump_attempts
-from app.db.models import CALL_LIVE, Call, Delivery, ToolInvocationRow, TranscriptTurnRow
+from app.db.models import Call, Delivery, ToolInvocationRow, TranscriptTurnRow
+from app.db.segment_records import OVER
 from app.db.types import utc_now
 from app.settings import Settings
 from workers.effects.consent import audit_consent
@@ -84,7 +85,7 @@ def calls_needing_post_call(sessions: sessionmaker[Session], now: datetime | Non
                     requeue, and_(requeue.c.call_sid == Call.call_sid, requeue.c.effect == REQUEUE_EFFECT)
                 )
                 .where(
-                    Call.status != CALL_LIVE,
+                    Call.status.in_(OVER),
                     Call.ended_at < now - REQUEUE_AFTER,
                     Call.ended_at > now - REQUEUE_WINDOW,
                     (outcome.c.status.is_(None)) | (outcome.c.status.not_in(SETTLED)),

@@ -11,15 +11,18 @@ duplicate delivery stores nothing twice.
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 
 import openai
+from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.db.ledger import DONE, SETTLED, claim_effect, effect_status, settle_effect
-from app.db.models import CallSummary
+from app.db.models import Call, CallSummary
+from app.db.pricing import summary_cost_usd
 from app.db.upsert import insert_for
 from app.settings import Settings
-from workers.effects.call_view import CallView, load_call_view
+from workers.effects.call_view import CallView, cost_parts, load_call_view
 from workers.effects.errors import TransientEffectError
 from workers.effects.outcome import BOOKING_TOOLS, OUTCOME_LABELS
 
@@ -56,6 +59,17 @@ def _duration(seconds: float | None) -> str | None:
     return f"{minutes}m {rest:02d}s" if minutes else f"{rest}s"
 
 
+def message_lines(view: CallView) -> list[str]:
+    """Each message the agent took, word for word, with who left it and where to call back."""
+    lines = []
+    for message in view.messages:
+        who = f" from {message.caller_name}" if message.caller_name else ""
+        callback = message.callback_number or view.call.from_number
+        back = f", call back on {callback}" if callback else ""
+        lines.append(f'Message for staff{who}{back}: "{_clip(message.message, 600)}"')
+    return lines
+
+
 def extractive_summary(view: CallView) -> str:
     """A plain summary from the stored facts: outcome, first and last caller words, bookings, length."""
     parts: list[str] = []
@@ -76,6 +90,9 @@ def extractive_summary(view: CallView) -> str:
             parts.append(f"Booked: {details}.")
     if "emergency" in view.tags:
         parts.append("The caller described an emergency.")
+    for attempt in view.transfers:
+        if attempt.result and attempt.result != "completed":
+            parts.append(f"A transfer to staff did not connect ({attempt.result.replace('-', ' ')}).")
     length = _duration(view.duration_seconds)
     ending = view.call.end_reason.replace("_", " ") if view.call.end_reason else "unknown"
     parts.append(f"Call length {length}, ended: {ending}." if length else f"Ended: {ending}.")
@@ -89,11 +106,17 @@ def _model_input(view: CallView) -> str:
         for tool in view.tools
     )
     outcome = view.outcome.outcome if view.outcome else "unknown"
-    return f"Outcome: {outcome}\nTools used:\n{tools or '- none'}\n\nTranscript:\n{transcript}"
+    messages = "\n".join(message_lines(view))
+    return (
+        f"Outcome: {outcome}\nTools used:\n{tools or '- none'}\n"
+        + (f"Messages taken:\n{messages}\n" if messages else "")
+        + f"\nTranscript:\n{transcript}"
+    )
 
 
-def llm_summary(view: CallView, settings: Settings, client: openai.OpenAI) -> str:
-    """Ask the summary model; "" if it answered nothing. Raises the SDK's errors."""
+def llm_summary(view: CallView, settings: Settings, client: openai.OpenAI) -> tuple[str, Decimal]:
+    """Ask the summary model: its text ("" if it answered nothing) and what it cost. Raises the SDK's
+    errors."""
     completion = client.chat.completions.create(
         model=settings.summary_model,
         messages=[
@@ -103,24 +126,27 @@ def llm_summary(view: CallView, settings: Settings, client: openai.OpenAI) -> st
         temperature=0.2,
         max_tokens=300,
     )
-    return (completion.choices[0].message.content or "").strip() if completion.choices else ""
+    text = (completion.choices[0].message.content or "").strip() if completion.choices else ""
+    usage = completion.usage
+    tokens = (usage.prompt_tokens, usage.completion_tokens) if usage is not None else (0, 0)
+    return text, summary_cost_usd(settings.summary_model, *tokens)
 
 
 def _write(
     view: CallView, settings: Settings, allow_fallback: bool, factory: ClientFactory
-) -> tuple[str, str]:
+) -> tuple[str, str, Decimal]:
     if settings.openai_api_key is None or not view.turns:
-        return extractive_summary(view), "extractive"
+        return extractive_summary(view), "extractive", Decimal(0)
     try:
-        text = llm_summary(view, settings, factory(settings))
+        text, cost = llm_summary(view, settings, factory(settings))
         if text:
-            return text, "llm"
+            return text, "llm", cost
     except (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError) as exc:
         if not allow_fallback:
             raise TransientEffectError(f"summary model unavailable: {type(exc).__name__}") from None
     except openai.APIError:
         pass  # refused (auth, bad request): retrying will not help
-    return extractive_summary(view), "extractive"
+    return extractive_summary(view), "extractive", Decimal(0)
 
 
 def summarise(
@@ -139,11 +165,22 @@ def summarise(
         view = load_call_view(session, call_sid)
     if view is None:
         return None
-    text, method = _write(view, settings, allow_fallback, client_factory)
+    text, method, summary_cost = _write(view, settings, allow_fallback, client_factory)
+    parts = cost_parts(view) | {"summary": summary_cost}
+    # Staff act on a message word for word: it follows the summary however the summary was written.
+    text = "\n".join([text, *message_lines(view)])
     with sessions.begin() as session:
         if claim_effect(session, call_sid, EFFECT) is None:
             existing = session.get(CallSummary, call_sid)
             return existing.text if existing else None
+        session.execute(
+            update(Call)
+            .where(Call.call_sid == call_sid)
+            .values(
+                cost_breakdown={part: str(value) for part, value in parts.items()},
+                cost_usd=sum(parts.values(), Decimal(0)),
+            )
+        )
         table = CallSummary.__table__
         model = settings.summary_model if method == "llm" else None
         stmt = insert_for(session, CallSummary).values(
