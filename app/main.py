@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from openai import AsyncOpenAI
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from app.backoffice import mount_backoffice
 from app.calls.events import CallEventSink
 from app.calls.filler_audio import prepare_filler_audio
 from app.calls.relay import Relay
@@ -55,13 +56,19 @@ def create_app(
                 await rest.aclose()
             if client is None:
                 await openai_client.close()
+            if backoffice is not None:
+                await asyncio.to_thread(backoffice.store.close)
 
     metrics = RelayMetrics()
-    app = FastAPI(title="voice-agent relay", lifespan=lifespan, docs_url=None, redoc_url=None)
+    # No public schema: the back office API's own lives behind its token (/api/openapi.json).
+    app = FastAPI(
+        title="voice-agent relay", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+    )
     app.state.settings = settings
     app.include_router(incoming.router)
     app.include_router(stream.router)
     app.include_router(transfer.router)
+    backoffice = mount_backoffice(app, settings)  # /backoffice and /api, only with BACKOFFICE_TOKEN
 
     @app.get("/healthz")
     async def healthz() -> PlainTextResponse:

@@ -1,0 +1,52 @@
+"""The back office's own database access, off the relay's event loop.
+
+Page and API reads run on a small thread pool of their own, with their own engine and sessions: a slow
+query or a burst of staff clicks waits for one of those threads and never for the event loop, and can take
+at most `max_threads` of them, so live calls keep the loop (and most of the GIL) to themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from sqlalchemy.orm import Session
+
+from app.db.engine import make_engine, make_session_factory
+from app.settings import Settings
+
+R = TypeVar("R")
+
+
+class BackOfficeStore:
+    """Runs functions of a session in the back office's threads; `close` at shutdown."""
+
+    def __init__(self, settings: Settings, *, max_threads: int = 2) -> None:
+        self._engine = make_engine(settings, connect_timeout_seconds=5.0)
+        self._sessions = make_session_factory(self._engine)
+        self._threads = ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="backoffice-db")
+
+    async def read(self, fn: Callable[..., R], /, *args: object, **kwargs: object) -> R:
+        """`fn(session, *args, **kwargs)` in a session of its own, in a back office thread."""
+        call: Callable[[Session], R] = functools.partial(fn, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._threads, self._in_session, False, call)
+
+    async def write(self, fn: Callable[..., R], /, *args: object, **kwargs: object) -> R:
+        """`fn(session, *args, **kwargs)` in a transaction committed when it returns."""
+        call: Callable[[Session], R] = functools.partial(fn, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._threads, self._in_session, True, call)
+
+    def _in_session(self, commit: bool, fn: Callable[[Session], R]) -> R:
+        if commit:
+            with self._sessions.begin() as session:
+                return fn(session)
+        with self._sessions() as session:
+            return fn(session)
+
+    def close(self) -> None:
+        """Let queued reads finish, then release the threads and connections."""
+        self._threads.shutdown(wait=True, cancel_futures=True)
+        self._engine.dispose()
