@@ -8,7 +8,6 @@ at most `max_threads` of them, so live calls keep the loop (and most of the GIL)
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -31,13 +30,14 @@ class BackOfficeStore:
 
     async def read(self, fn: Callable[..., R], /, *args: object, **kwargs: object) -> R:
         """`fn(session, *args, **kwargs)` in a session of its own, in a back office thread."""
-        call: Callable[[Session], R] = functools.partial(fn, *args, **kwargs)
-        return await asyncio.get_running_loop().run_in_executor(self._threads, self._in_session, False, call)
+        return await self._run(False, lambda session: fn(session, *args, **kwargs))
 
     async def write(self, fn: Callable[..., R], /, *args: object, **kwargs: object) -> R:
         """`fn(session, *args, **kwargs)` in a transaction committed when it returns."""
-        call: Callable[[Session], R] = functools.partial(fn, *args, **kwargs)
-        return await asyncio.get_running_loop().run_in_executor(self._threads, self._in_session, True, call)
+        return await self._run(True, lambda session: fn(session, *args, **kwargs))
+
+    async def _run(self, commit: bool, call: Callable[[Session], R]) -> R:
+        return await asyncio.get_running_loop().run_in_executor(self._threads, self._in_session, commit, call)
 
     def _in_session(self, commit: bool, fn: Callable[[Session], R]) -> R:
         if commit:
