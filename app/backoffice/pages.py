@@ -217,7 +217,7 @@ async def calls_page(request: Request, staff: StaffDep) -> Response:
         "params": kept,
         "query_for_page": lambda number: urlencode(kept | {"page": number}),
         "outcomes": present.OUTCOME_LABELS,
-        "csrf": staff.csrf,
+        "staff_csrf": staff.csrf,
     }
     return _page(request, "calls.html", context)
 
@@ -232,7 +232,7 @@ async def call_page(request: Request, staff: StaffDep, call_sid: str) -> Respons
     if detail is None:
         context = {"title": "Call not found", "message": "There is no call with that reference."}
         return _page(request, "message.html", context, 404)
-    return _page(request, "call.html", {"call": detail, "csrf": staff.csrf})
+    return _page(request, "call.html", {"call": detail, "csrf": staff.csrf, "staff_csrf": staff.csrf})
 
 
 @router.post("/calls/{call_sid}/follow-up")

@@ -127,7 +127,8 @@ def latency_timeline(
         wait = None
         if waiting_since is not None and first_audio >= waiting_since:
             wait = round((first_audio - waiting_since).total_seconds() * 1000, 1)
-        words = " ".join(turn.text.split()[:6])
-        points.append((f"{label if wait is not None else 'Agent'}: “{words}…”", round(at, 2), wait))
+        words = turn.text.split()
+        quoted = " ".join(words[:6]) + ("…" if len(words) > 6 else "")
+        points.append((f"{label if wait is not None else 'Agent'}: “{quoted}”", round(at, 2), wait))
         waiting_since, label = None, "Reply"
     return points

@@ -18,12 +18,12 @@ from app.calls.events import (
     CallNote,
     CallStarted,
     ConsentDecision,
+    MemorySink,
     RecordingStarted,
     ToolInvocation,
     TranscriptTurn,
     event_to_record,
 )
-from app.calls.events import MemorySink
 from app.db.call_records import record_event
 from app.db.engine import make_engine, make_session_factory
 from app.db.migrate import upgrade_database
@@ -47,7 +47,9 @@ def booked_call() -> list[CallEvent]:
         CallStarted(BOOKED, "+15551234567", "+15559990000", "CA", "gpt-realtime-mini", t),
         ConsentDecision(BOOKED, "auto", "CA", True, "two-party consent state", notice_played_at=t + 2.5),
         RecordingStarted(BOOKED, "RE" + "b" * 32, t + 2.6),
-        TranscriptTurn(BOOKED, 1, "agent", "Hello, this call may be recorded. How can I help?", t + 0.1, t + 2.5),
+        TranscriptTurn(
+            BOOKED, 1, "agent", "Hello, this call may be recorded. How can I help?", t + 0.1, t + 3
+        ),
         TranscriptTurn(
             BOOKED, 2, "caller", "I'd like a cleaning on Tuesday", t + 3.0, t + 5.2, speech_ended_at=t + 5.0
         ),

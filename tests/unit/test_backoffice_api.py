@@ -113,7 +113,8 @@ def test_a_call_comes_with_everything_its_page_shows(world: World) -> None:
             "latency_ms": 143.2,
         }
     ]
-    assert call["messages"][0]["message"] == "Bring X-rays" and call["messages"][0]["caller_name"] == "Sam Lee"
+    message = call["messages"][0]
+    assert message["message"] == "Bring X-rays" and message["caller_name"] == "Sam Lee"
     assert call["consent"]["notice_required"] is True
     assert call["consent"]["notice_played_local"] == "Mon 30 Nov 2026, 10:00 AM"
     assert call["recordings"][0]["url"].endswith(f"/Recordings/RE{'b' * 32}.mp3")

@@ -6,12 +6,23 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, Protocol
 
 import pytest
-from httpx import Response
 
 from app.backoffice.auth import SESSION_COOKIE, SIGN_IN_COOKIE, SessionSigner, SignInLimiter
 from tests.unit.backoffice_world import BOOKED, TOKEN, World, open_world
+
+
+class Response(Protocol):
+    """What these tests read of a test client's response (whichever httpx the client is built on)."""
+
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def headers(self) -> Any: ...
 
 
 class FakeClock:
