@@ -128,7 +128,7 @@ def latency_timeline(
         if waiting_since is not None and first_audio >= waiting_since:
             wait = round((first_audio - waiting_since).total_seconds() * 1000, 1)
         words = turn.text.split()
-        quoted = " ".join(words[:6]) + ("…" if len(words) > 6 else "")
+        quoted = " ".join(words[:6]).rstrip(".,;:!?") + "…" if len(words) > 6 else " ".join(words)
         points.append((f"{label if wait is not None else 'Agent'}: “{quoted}”", round(at, 2), wait))
         waiting_since, label = None, "Reply"
     return points

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -146,3 +147,14 @@ def test_a_follow_up_is_stored_and_shown(world: World) -> None:
     assert unknown.status_code == 404
     too_long = world.client.post(f"/api/calls/{BOOKED}/follow-up", headers=AUTH, json={"note": "x" * 2001})
     assert too_long.status_code == 422
+
+
+def test_a_call_this_relay_is_carrying_shows_as_live_before_its_end_is_stored(world: World) -> None:
+    world.app.state.relay = SimpleNamespace(
+        calls={BOOKED: SimpleNamespace(attached=True), HUNG_UP: SimpleNamespace(attached=False)}
+    )
+    listed = {c["call_sid"]: c["live"] for c in world.client.get("/api/calls", headers=AUTH).json()["calls"]}
+    assert listed == {LIVE: True, HUNG_UP: False, BOOKED: True}  # HUNG_UP is only a pre-opened session
+    live_only = world.client.get("/api/calls", headers=AUTH, params={"outcome": "live"}).json()["calls"]
+    assert [c["call_sid"] for c in live_only] == [LIVE, BOOKED]
+    assert world.client.get(f"/api/calls/{BOOKED}", headers=AUTH).json()["outcome_label"] == "In progress"
