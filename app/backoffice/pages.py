@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import parse_qs, quote, urlencode
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
@@ -28,7 +28,9 @@ from app.backoffice.auth import (
 from app.backoffice.call_detail import load_call
 from app.backoffice.office import BackOffice, live_call_sids, office_of
 from app.backoffice.queries import CallFilters, add_follow_up, list_calls
+from app.logs import get_logger
 
+log = get_logger(__name__)
 PREFIX = "/backoffice"
 MAX_FORM_BYTES = 16 * 1024
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
@@ -108,10 +110,17 @@ def _safe_next(value: object) -> str:
 
 
 async def _form(request: Request) -> dict[str, str]:
-    if int(request.headers.get("content-length") or 0) > MAX_FORM_BYTES:
+    """The posted form's fields (url-encoded, as every back office form is); empty if oversized."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            return {}
+    try:
+        fields = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True, max_num_fields=20)
+    except ValueError:  # more fields than any form of ours has
         return {}
-    form = await request.form(max_files=0, max_fields=20)
-    return {key: value for key, value in form.items() if isinstance(value, str)}
+    return {key: values[0] for key, values in fields.items()}
 
 
 def _cookie(response: Response, name: str, value: str, max_age: int) -> None:
@@ -153,6 +162,7 @@ async def sign_in(request: Request) -> Response:
     address = office.client_address(request)
     wait = office.limiter.retry_after(address)
     if wait > 0:
+        log.warning("backoffice_sign_in_limited", client=address, retry_after_s=round(wait))
         minutes = max(1, round(wait / 60))
         message = f"Too many wrong tries. Please wait about {minutes} minute{'s' if minutes > 1 else ''}."
         response = _page(request, "message.html", {"title": "Please wait", "message": message}, 429)
@@ -165,6 +175,7 @@ async def sign_in(request: Request) -> Response:
     next_path = _safe_next(form.get("next"))
     if not tokens_match(form.get("token", ""), office.token):
         office.limiter.failed(address)
+        log.warning("backoffice_sign_in_failed", client=address)
         return _sign_in_form(request, next_path, "That access code is not right.", 401)
     office.limiter.succeeded(address)
     response = _secured(RedirectResponse(next_path, status_code=303))

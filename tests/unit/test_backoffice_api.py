@@ -8,7 +8,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from pydantic import ValidationError
 
+from app.settings import load_settings
 from tests.unit.backoffice_world import BOOKED, HUNG_UP, LIVE, TOKEN, World, open_world
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -158,3 +160,9 @@ def test_a_call_this_relay_is_carrying_shows_as_live_before_its_end_is_stored(wo
     live_only = world.client.get("/api/calls", headers=AUTH, params={"outcome": "live"}).json()["calls"]
     assert [c["call_sid"] for c in live_only] == [LIVE, BOOKED]
     assert world.client.get(f"/api/calls/{BOOKED}", headers=AUTH).json()["outcome_label"] == "In progress"
+
+
+def test_a_short_token_is_refused_and_a_blank_one_disables_the_back_office() -> None:
+    with pytest.raises(ValidationError, match="at least 16 characters"):
+        load_settings(_env_file=None, backoffice_token="short")
+    assert load_settings(_env_file=None, backoffice_token="  ").backoffice_token is None

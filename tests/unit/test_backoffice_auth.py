@@ -130,6 +130,16 @@ def test_a_follow_up_form_without_its_csrf_token_changes_nothing(world: World) -
     assert "Rang back" in again and "Followed up" in again
 
 
+def test_an_oversized_or_overstuffed_form_is_refused(world: World) -> None:
+    sign_in(world)
+    csrf = csrf_of(world.client.get(f"/backoffice/calls/{BOOKED}"))
+    url = f"/backoffice/calls/{BOOKED}/follow-up"
+    assert world.client.post(url, data={"note": "x" * 20_000, "csrf": csrf}).status_code == 403
+    stuffed = {f"f{n}": "x" for n in range(30)} | {"csrf": csrf}
+    assert world.client.post(url, data=stuffed).status_code == 403
+    assert world.client.post(url, data={"note": "ok", "csrf": csrf}).status_code == 303
+
+
 def test_sign_out_needs_the_csrf_token_and_ends_the_session(world: World) -> None:
     sign_in(world)
     page = world.client.get("/backoffice/calls")
