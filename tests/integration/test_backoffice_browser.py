@@ -93,6 +93,15 @@ async def _use_the_back_office(browser: Browser, relay_url: str, sid: str, summa
     context = await browser.new_context(viewport={"width": 1280, "height": 900})
     page = await context.new_page()
 
+    # The API wants its bearer token, before and after signing in (a session cookie is no API credential).
+    assert (api := await page.goto(f"{relay_url}/api/calls")) is not None and api.status == 401
+    assert (schema := await page.goto(f"{relay_url}/openapi.json")) is not None and schema.status == 404
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    listed = await context.request.get(
+        f"{relay_url}/api/calls", params={"q": "book a cleaning"}, headers=bearer
+    )
+    assert listed.status == 200 and [c["call_sid"] for c in (await listed.json())["calls"]] == [sid]
+
     # Not signed in: the calls list sends the browser to the sign-in form, which comes back after.
     await page.goto(f"{relay_url}/backoffice/calls")
     await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
@@ -138,4 +147,7 @@ async def _use_the_back_office(browser: Browser, relay_url: str, sid: str, summa
     await expect(page.locator("#follow-ups")).to_contain_text("Rang Sam back, all set")
     await expect(page.locator("#follow-ups .badge")).to_have_text("Followed up")
     await _shot(page, "4-followed-up")
+    assert (api := await page.goto(f"{relay_url}/api/calls/{sid}")) is not None and api.status == 401
+    detail = await context.request.get(f"{relay_url}/api/calls/{sid}", headers=bearer)
+    assert [f["note"] for f in (await detail.json())["follow_ups"]] == ["Rang Sam back, all set"]
     await context.close()
