@@ -10,6 +10,8 @@ from datetime import datetime
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from app.calls.call import SEGMENT_SEQ_STRIDE
+
 OUTCOME_LABELS = {
     "booked": "Appointment booked",
     "information_given": "Information given",
@@ -30,7 +32,6 @@ TRANSFER_RESULTS = {
     "failed": "the call could not be placed",
     "canceled": "the caller hung up while it rang",
 }
-SEGMENT_SEQ_STRIDE = 1000  # as app.calls.call numbers a call's later segments
 
 
 def outcome_label(outcome: str | None, *, live: bool) -> str:
