@@ -11,7 +11,8 @@ from typing import Any, Protocol
 import pytest
 
 from app.backoffice.auth import SESSION_COOKIE, SIGN_IN_COOKIE, SessionSigner, SignInLimiter
-from tests.unit.backoffice_world import BOOKED, TOKEN, World, open_world
+from app.calls.events import CallStarted
+from tests.unit.backoffice_world import BOOKED, HUNG_UP, T_BOOKED, TOKEN, World, open_world
 
 
 class Response(Protocol):
@@ -177,3 +178,23 @@ def test_signed_values_are_bound_to_the_token_and_their_kind() -> None:
     session = signer.verify(value, "session")
     assert signer.csrf_ok(session, signer.csrf_token(session)) if session else False
     assert not signer.csrf_ok(session, "")
+
+
+def test_the_calls_page_filters_and_pages_keeping_its_filters(world: World) -> None:
+    sign_in(world)
+    booked = world.client.get("/backoffice/calls", params={"outcome": "booked", "from": "not-a-date"})
+    assert booked.status_code == 200
+    assert "1 call " in booked.text and BOOKED in booked.text and HUNG_UP not in booked.text
+    world.store(
+        [
+            CallStarted(f"CA{n:032x}", "+15550000000", None, None, "gpt-realtime-mini", T_BOOKED - n * 60)
+            for n in range(1, 31)
+        ]
+    )
+    first = world.client.get("/backoffice/calls", params={"to": "2026-11-30"})
+    assert "31 calls" in first.text and "Page 1 of 2" in first.text
+    assert 'href="?to=2026-11-30&amp;page=2"' in first.text  # the next page keeps the filter
+    second = world.client.get("/backoffice/calls", params={"to": "2026-11-30", "page": "2"})
+    assert "Page 2 of 2" in second.text and second.text.count("/backoffice/calls/CA") == 6
+    unknown = world.client.get("/backoffice/calls/CA" + "9" * 32)
+    assert unknown.status_code == 404 and "Call not found" in unknown.text
