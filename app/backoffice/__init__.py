@@ -6,10 +6,12 @@ credentials, `store.py` for how reads stay off the relay's event loop.
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
 
 from app.backoffice import api, pages
 from app.backoffice.office import BackOffice
+from app.backoffice.store import StoreUnavailableError
 from app.settings import Settings
 
 
@@ -22,4 +24,13 @@ def mount_backoffice(app: FastAPI, settings: Settings) -> BackOffice | None:
     app.include_router(api.router)
     app.include_router(pages.router)
     pages.install_sign_in_redirect(app)
+    app.add_exception_handler(StoreUnavailableError, _unavailable)
     return office
+
+
+async def _unavailable(request: Request, _exc: Exception) -> Response:
+    if request.url.path.startswith("/api/"):
+        return JSONResponse(
+            {"detail": "the call records are unavailable, try again shortly"}, status_code=503
+        )
+    return pages.unavailable_page(request)

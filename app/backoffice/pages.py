@@ -127,6 +127,14 @@ def _cookie(response: Response, name: str, value: str, max_age: int) -> None:
     response.set_cookie(name, value, max_age=max_age, path="/", secure=True, httponly=True, samesite="lax")
 
 
+def unavailable_page(request: Request) -> Response:
+    """The page shown when the call records cannot be read (the database is down or not migrated)."""
+    message = "The call records cannot be reached right now. Please try again in a minute."
+    response = _page(request, "message.html", {"title": "Not available just now", "message": message}, 503)
+    response.headers["Retry-After"] = "30"
+    return response
+
+
 def _forbidden(request: Request) -> Response:
     message = (
         "This form has expired or did not come from the back office. Go back, reload the page and try again."

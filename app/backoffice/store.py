@@ -12,12 +12,20 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from app.db.engine import make_engine, make_session_factory
+from app.logs import get_logger
 from app.settings import Settings
 
+log = get_logger(__name__)
+
 R = TypeVar("R")
+
+
+class StoreUnavailableError(RuntimeError):
+    """The call records could not be read or written (the pages answer 503 with a plain message)."""
 
 
 class BackOfficeStore:
@@ -37,7 +45,13 @@ class BackOfficeStore:
         return await self._run(True, lambda session: fn(session, *args, **kwargs))
 
     async def _run(self, commit: bool, call: Callable[[Session], R]) -> R:
-        return await asyncio.get_running_loop().run_in_executor(self._threads, self._in_session, commit, call)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                self._threads, self._in_session, commit, call
+            )
+        except SQLAlchemyError as exc:  # down, unreachable or not migrated: say so, without a traceback
+            log.warning("backoffice_database_error", error=type(exc).__name__)
+            raise StoreUnavailableError from None
 
     def _in_session(self, commit: bool, fn: Callable[[Session], R]) -> R:
         if commit:

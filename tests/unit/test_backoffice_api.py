@@ -8,10 +8,13 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
+from app.calls.events import MemorySink
+from app.main import create_app
 from app.settings import load_settings
-from tests.unit.backoffice_world import BOOKED, HUNG_UP, LIVE, TOKEN, World, open_world
+from tests.unit.backoffice_world import BOOKED, HUNG_UP, LIVE, TOKEN, World, open_world, settings_for
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -166,3 +169,15 @@ def test_a_short_token_is_refused_and_a_blank_one_disables_the_back_office() -> 
     with pytest.raises(ValidationError, match="at least 16 characters"):
         load_settings(_env_file=None, backoffice_token="short")
     assert load_settings(_env_file=None, backoffice_token="  ").backoffice_token is None
+
+
+def test_an_unmigrated_database_gets_a_plain_503_not_a_traceback(tmp_path: Path) -> None:
+    app = create_app(settings_for(tmp_path), sink=MemorySink())  # nobody ran `voice-agent db upgrade`
+    client = TestClient(app, base_url="https://testserver", follow_redirects=False)
+    try:
+        response = client.get("/api/calls", headers=AUTH)
+        assert response.status_code == 503 and "unavailable" in response.json()["detail"]
+        assert client.post(f"/api/calls/{BOOKED}/follow-up", headers=AUTH, json={}).status_code == 503
+    finally:
+        client.close()
+        app.state.backoffice.store.close()

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
+from sqlalchemy import text
 
 from app.backoffice.auth import SESSION_COOKIE, SIGN_IN_COOKIE, SessionSigner, SignInLimiter
 from app.calls.events import CallStarted
@@ -198,3 +199,11 @@ def test_the_calls_page_filters_and_pages_keeping_its_filters(world: World) -> N
     assert "Page 2 of 2" in second.text and second.text.count("/backoffice/calls/CA") == 6
     unknown = world.client.get("/backoffice/calls/CA" + "9" * 32)
     assert unknown.status_code == 404 and "Call not found" in unknown.text
+
+
+def test_an_unreachable_database_gets_a_plain_page(world: World) -> None:
+    sign_in(world)
+    with world.sessions.begin() as session:
+        session.execute(text("DROP TABLE follow_ups"))  # as if the migration adding it had not run
+    page = world.client.get(f"/backoffice/calls/{BOOKED}")
+    assert page.status_code == 503 and "cannot be reached right now" in page.text
