@@ -33,4 +33,4 @@ async def _unavailable(request: Request, _exc: Exception) -> Response:
         return JSONResponse(
             {"detail": "the call records are unavailable, try again shortly"}, status_code=503
         )
-    return pages.unavailable_page(request)
+    return await pages.unavailable_page(request)

@@ -13,8 +13,8 @@ from typing import Annotated, Any
 from urllib.parse import parse_qs, quote, urlencode
 
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader
 
 from app.backoffice import present
 from app.backoffice.auth import (
@@ -34,8 +34,8 @@ log = get_logger(__name__)
 PREFIX = "/backoffice"
 MAX_FORM_BYTES = 16 * 1024
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
-templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
-templates.env.filters["duration"] = present.duration_text
+templates = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True)
+templates.filters["duration"] = present.duration_text
 
 
 class SignInRequired(Exception):
@@ -94,11 +94,12 @@ def _secured(response: Response) -> Response:
     return response
 
 
-def _page(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> Response:
+async def _page(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> Response:
+    """Render a page in the back office's threads (a long transcript is milliseconds of CPU off the loop)."""
     office = office_of(request)
     base = {"business_name": office.settings.business_name, "zone": office.settings.business_timezone}
-    response = templates.TemplateResponse(request, name, base | context, status_code=status_code)
-    return _secured(response)
+    html = await office.store.run(templates.get_template(name).render, base | context)
+    return _secured(HTMLResponse(html, status_code=status_code))
 
 
 def _safe_next(value: object) -> str:
@@ -127,23 +128,25 @@ def _cookie(response: Response, name: str, value: str, max_age: int) -> None:
     response.set_cookie(name, value, max_age=max_age, path="/", secure=True, httponly=True, samesite="lax")
 
 
-def unavailable_page(request: Request) -> Response:
+async def unavailable_page(request: Request) -> Response:
     """The page shown when the call records cannot be read (the database is down or not migrated)."""
     message = "The call records cannot be reached right now. Please try again in a minute."
-    response = _page(request, "message.html", {"title": "Not available just now", "message": message}, 503)
+    response = await _page(
+        request, "message.html", {"title": "Not available just now", "message": message}, 503
+    )
     response.headers["Retry-After"] = "30"
     return response
 
 
-def _forbidden(request: Request) -> Response:
+async def _forbidden(request: Request) -> Response:
     message = (
         "This form has expired or did not come from the back office. Go back, reload the page and try again."
     )
-    return _page(request, "message.html", {"title": "Please try again", "message": message}, 403)
+    return await _page(request, "message.html", {"title": "Please try again", "message": message}, 403)
 
 
 # --- sign in and out -----------------------------------------------------------------------------------
-def _sign_in_form(
+async def _sign_in_form(
     request: Request, next_path: str, error: str | None = None, status_code: int = 200
 ) -> Response:
     office = office_of(request)
@@ -151,7 +154,7 @@ def _sign_in_form(
     signed = office.signer.verify(value, "sign_in")
     assert signed is not None
     context = {"next": next_path, "csrf": office.signer.csrf_token(signed), "error": error}
-    response = _page(request, "sign_in.html", context, status_code)
+    response = await _page(request, "sign_in.html", context, status_code)
     _cookie(response, SIGN_IN_COOKIE, value, SIGN_IN_FORM_SECONDS)
     return response
 
@@ -161,7 +164,7 @@ async def sign_in_page(request: Request, next: str = "") -> Response:
     office = office_of(request)
     if office.signer.verify(request.cookies.get(SESSION_COOKIE), "session") is not None:
         return _secured(RedirectResponse(_safe_next(next), status_code=303))
-    return _sign_in_form(request, _safe_next(next))
+    return await _sign_in_form(request, _safe_next(next))
 
 
 @router.post("/sign-in")
@@ -173,18 +176,18 @@ async def sign_in(request: Request) -> Response:
         log.warning("backoffice_sign_in_limited", client=address, retry_after_s=round(wait))
         minutes = max(1, round(wait / 60))
         message = f"Too many wrong tries. Please wait about {minutes} minute{'s' if minutes > 1 else ''}."
-        response = _page(request, "message.html", {"title": "Please wait", "message": message}, 429)
+        response = await _page(request, "message.html", {"title": "Please wait", "message": message}, 429)
         response.headers["Retry-After"] = str(int(wait) + 1)
         return response
     form = await _form(request)
     pre_session = office.signer.verify(request.cookies.get(SIGN_IN_COOKIE), "sign_in")
     if not office.signer.csrf_ok(pre_session, form.get("csrf")):
-        return _forbidden(request)
+        return await _forbidden(request)
     next_path = _safe_next(form.get("next"))
     if not tokens_match(form.get("token", ""), office.token):
         office.limiter.failed(address)
         log.warning("backoffice_sign_in_failed", client=address)
-        return _sign_in_form(request, next_path, "That access code is not right.", 401)
+        return await _sign_in_form(request, next_path, "That access code is not right.", 401)
     office.limiter.succeeded(address)
     response = _secured(RedirectResponse(next_path, status_code=303))
     _cookie(response, SESSION_COOKIE, office.signer.issue("session", SESSION_SECONDS), SESSION_SECONDS)
@@ -196,7 +199,7 @@ async def sign_in(request: Request) -> Response:
 async def sign_out(request: Request, staff: StaffDep) -> Response:
     form = await _form(request)
     if not staff.office.signer.csrf_ok(staff.session, form.get("csrf")):
-        return _forbidden(request)
+        return await _forbidden(request)
     response = _secured(RedirectResponse(f"{PREFIX}/sign-in", status_code=303))
     response.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="lax")
     return response
@@ -238,7 +241,7 @@ async def calls_page(request: Request, staff: StaffDep) -> Response:
         "outcomes": present.OUTCOME_LABELS,
         "staff_csrf": staff.csrf,
     }
-    return _page(request, "calls.html", context)
+    return await _page(request, "calls.html", context)
 
 
 @router.get("/calls/{call_sid}")
@@ -250,19 +253,19 @@ async def call_page(request: Request, staff: StaffDep, call_sid: str) -> Respons
     )
     if detail is None:
         context = {"title": "Call not found", "message": "There is no call with that reference."}
-        return _page(request, "message.html", context, 404)
-    return _page(request, "call.html", {"call": detail, "csrf": staff.csrf, "staff_csrf": staff.csrf})
+        return await _page(request, "message.html", context, 404)
+    return await _page(request, "call.html", {"call": detail, "csrf": staff.csrf, "staff_csrf": staff.csrf})
 
 
 @router.post("/calls/{call_sid}/follow-up")
 async def follow_up(request: Request, staff: StaffDep, call_sid: str) -> Response:
     form = await _form(request)
     if not staff.office.signer.csrf_ok(staff.session, form.get("csrf")):
-        return _forbidden(request)
+        return await _forbidden(request)
     note = form.get("note", "")[:2000]
     saved = await staff.office.store.write(add_follow_up, call_sid, note, zone=staff.office.zone)
     if saved is None:
         context = {"title": "Call not found", "message": "There is no call with that reference."}
-        return _page(request, "message.html", context, 404)
+        return await _page(request, "message.html", context, 404)
     target = f"{PREFIX}/calls/{quote(call_sid, safe='')}#follow-ups"
     return _secured(RedirectResponse(target, status_code=303))

@@ -44,6 +44,10 @@ class BackOfficeStore:
         """`fn(session, *args, **kwargs)` in a transaction committed when it returns."""
         return await self._run(True, lambda session: fn(session, *args, **kwargs))
 
+    async def run(self, fn: Callable[..., R], /, *args: object) -> R:
+        """`fn(*args)` in a back office thread: CPU work (rendering, serialising) kept off the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self._threads, fn, *args)
+
     async def _run(self, commit: bool, call: Callable[[Session], R]) -> R:
         try:
             return await asyncio.get_running_loop().run_in_executor(
