@@ -1,9 +1,9 @@
 """The back office's own database access, off the relay's event loop.
 
 Page and API reads and writes (and the rendering and serialising of what they read, via `run`) run on a
-small thread pool of their own, with their own engine and sessions: a slow
-query or a burst of staff clicks waits for one of those threads and never for the event loop, and can take
-at most `max_threads` of them, so live calls keep the loop (and most of the GIL) to themselves.
+small thread pool of their own, with their own engine and sessions: a slow query or a burst of staff clicks
+waits for one of those threads and never for the event loop, and takes at most `max_threads` of them, so
+live calls keep the loop to themselves. Database drivers release the GIL while they wait on the database.
 """
 
 from __future__ import annotations
