@@ -23,10 +23,10 @@ from app.backoffice.schemas import CallDetail, CallPage, FollowUp, FollowUpReque
 _bearer = HTTPBearer(auto_error=False, description="BACKOFFICE_TOKEN")
 
 
-def require_token(
+async def require_token(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> BackOffice:
-    """The back office, if the request carries its token; 401 otherwise."""
+    """The back office, if the request carries its token; 401 otherwise (async: no thread hop)."""
     office = office_of(request)
     if credentials is None or not tokens_match(credentials.credentials, office.token):
         raise HTTPException(
@@ -39,7 +39,7 @@ Office = Annotated[BackOffice, Depends(require_token)]
 router = APIRouter(prefix="/api", tags=["back office"], dependencies=[Depends(require_token)])
 
 
-def filters_query(
+async def filters_query(
     date_from: Annotated[date | None, Query(description="First local day (YYYY-MM-DD), inclusive.")] = None,
     date_to: Annotated[date | None, Query(description="Last local day (YYYY-MM-DD), inclusive.")] = None,
     outcome: Annotated[str | None, Query(max_length=32, description="An outcome, or `live`.")] = None,

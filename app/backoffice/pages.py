@@ -69,7 +69,7 @@ class Staff:
         return self.office.signer.csrf_token(self.session)
 
 
-def signed_in(request: Request) -> Staff:
+async def signed_in(request: Request) -> Staff:
     """The request's staff session, or a redirect to sign in."""
     office = office_of(request)
     session = office.signer.verify(request.cookies.get(SESSION_COOKIE), "session")
