@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from app.backoffice import api, pages
+from app.backoffice import api, pages, recordings
 from app.backoffice.office import BackOffice
 from app.backoffice.store import StoreUnavailableError
 from app.settings import Settings
@@ -23,6 +23,7 @@ def mount_backoffice(app: FastAPI, settings: Settings) -> BackOffice | None:
     app.state.backoffice = office
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.include_router(recordings.router)
     pages.install_sign_in_redirect(app)
     app.add_exception_handler(StoreUnavailableError, _unavailable)
     return office

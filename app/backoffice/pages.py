@@ -88,7 +88,7 @@ def _secured(response: Response) -> Response:
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = (
-        "default-src 'none'; style-src 'unsafe-inline'; media-src https:; "
+        "default-src 'none'; style-src 'unsafe-inline'; media-src 'self'; "
         "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     )
     return response
@@ -126,6 +126,11 @@ async def _form(request: Request) -> dict[str, str]:
 
 def _cookie(response: Response, name: str, value: str, max_age: int) -> None:
     response.set_cookie(name, value, max_age=max_age, path="/", secure=True, httponly=True, samesite="lax")
+
+
+async def message_page(request: Request, title: str, message: str, status_code: int) -> Response:
+    """A plain page with a heading and one sentence (errors, waits)."""
+    return await _page(request, "message.html", {"title": title, "message": message}, status_code)
 
 
 async def unavailable_page(request: Request) -> Response:
