@@ -12,6 +12,7 @@ from openai import AsyncOpenAI
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.access_log import AccessLog
+from app.backoffice import mount_backoffice
 from app.calls.events import CallEventSink
 from app.calls.filler_audio import prepare_filler_audio
 from app.calls.history import history_store_for
@@ -76,8 +77,11 @@ def create_app(
                 await rest.aclose()
             if client is None:
                 await openai_client.close()
+            if backoffice is not None:
+                await asyncio.to_thread(backoffice.store.close)
 
     metrics = RelayMetrics()
+    # No public schema: the back office API's own lives behind its token (/api/openapi.json).
     app = FastAPI(
         title="voice-agent relay", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
     )
@@ -92,6 +96,7 @@ def create_app(
     app.include_router(stream.router)
     app.include_router(transfer.router)
     app.include_router(status.router)
+    backoffice = mount_backoffice(app, settings)  # /backoffice and /api, only with BACKOFFICE_TOKEN
 
     @app.get("/healthz")
     async def healthz() -> PlainTextResponse:

@@ -138,6 +138,12 @@ class Settings(BaseSettings):
         description="Comma-separated proxy addresses or networks whose X-Forwarded-For/-Proto are trusted.",
     )
     prompts_dir: Path = Path(__file__).resolve().parent.parent / "prompts"
+
+    # --- Back office -----------------------------------------------------------------------------------
+    backoffice_token: SecretStr | None = Field(
+        default=None,
+        description="Enables /backoffice and /api; the API's bearer token and the staff sign-in password.",
+    )
     log_level: str = "INFO"
     log_json: bool = False
 
@@ -149,6 +155,7 @@ class Settings(BaseSettings):
         "crm_webhook_url",
         "summary_webhook_url",
         "smtp_host",
+        "backoffice_token",
         mode="before",
     )
     @classmethod
@@ -186,6 +193,13 @@ class Settings(BaseSettings):
         if self.idle_hangup_seconds <= self.idle_prompt_seconds:
             raise ValueError("IDLE_HANGUP_SECONDS must be longer than IDLE_PROMPT_SECONDS")
         return self
+
+    @field_validator("backoffice_token")
+    @classmethod
+    def _backoffice_token_is_long(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("BACKOFFICE_TOKEN must be at least 16 characters (try: openssl rand -hex 24)")
+        return value
 
     def hard_callers(self) -> frozenset[str]:
         """Caller numbers routed to the full model."""

@@ -38,6 +38,8 @@ class TranscriptTurn:
     started_at: float
     ended_at: float
     interrupted: bool = False
+    # Caller turns: when the caller stopped speaking (server VAD), where a reply's latency counts from.
+    speech_ended_at: float | None = None
     kind: Literal["transcript_turn"] = "transcript_turn"
 
 

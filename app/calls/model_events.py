@@ -40,6 +40,7 @@ async def on_model_event(call: Call, event: dict[str, Any]) -> None:
         await call.barge_in()
     elif kind == "input_audio_buffer.speech_stopped":
         call.idle.caller_active(speaking=False)
+        call.transcript.caller_stopped()
     elif kind == "response.created":
         call.gate.on_created(str(event["response"]["id"]))
         call.idle.agent_replying(call.gate.active_purpose)

@@ -54,9 +54,17 @@ class Transcript:
         self._wall = wall
         self._seq = seq_base
         self._agent: dict[str, AgentUtterance] = {}
+        self._caller_stopped_at: float | None = None
         self.turns: list[TranscriptTurn] = []
 
-    def _emit(self, speaker: str, text: str, started_at: float, interrupted: bool = False) -> None:
+    def _emit(
+        self,
+        speaker: str,
+        text: str,
+        started_at: float,
+        interrupted: bool = False,
+        speech_ended_at: float | None = None,
+    ) -> None:
         if not text:
             return
         self._seq += 1
@@ -68,13 +76,22 @@ class Transcript:
             started_at=started_at,
             ended_at=self._wall(),
             interrupted=interrupted,
+            speech_ended_at=speech_ended_at,
         )
         self.turns.append(turn)
         self._sink.emit(turn)
 
     # --- caller ----------------------------------------------------------------------------------------
+    def caller_stopped(self) -> None:
+        """The caller stopped speaking (server VAD); stamped on the turn its transcription completes."""
+        self._caller_stopped_at = self._wall()
+
     def caller_said(self, text: str, started_at: float | None) -> None:
-        self._emit("caller", text.strip(), started_at or self._wall())
+        start = started_at or self._wall()
+        stopped = self._caller_stopped_at
+        self._emit(
+            "caller", text.strip(), start, speech_ended_at=stopped if stopped and stopped >= start else None
+        )
 
     # --- agent -----------------------------------------------------------------------------------------
     def agent_audio(self, item_id: str, ms: int) -> None:

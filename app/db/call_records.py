@@ -115,6 +115,7 @@ def _transcript_turn(session: Session, record: Mapping[str, Any], meta: Mapping[
         started_at=_ts(record["started_at"]),
         ended_at=ended_at,
         interrupted=bool(record.get("interrupted", False)),
+        speech_ended_at=from_epoch(record.get("speech_ended_at")),
     )
     stmt = stmt.on_conflict_do_update(
         index_elements=[table.c.call_sid, table.c.seq],
@@ -124,6 +125,7 @@ def _transcript_turn(session: Session, record: Mapping[str, Any], meta: Mapping[
             "started_at": stmt.excluded.started_at,
             "ended_at": stmt.excluded.ended_at,
             "interrupted": stmt.excluded.interrupted,
+            "speech_ended_at": stmt.excluded.speech_ended_at,
         },
         where=stmt.excluded.ended_at > table.c.ended_at,
     )

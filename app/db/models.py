@@ -187,6 +187,7 @@ class TranscriptTurnRow(Base):
     started_at: Mapped[datetime]
     ended_at: Mapped[datetime]
     interrupted: Mapped[bool] = mapped_column(Boolean, default=False)
+    speech_ended_at: Mapped[datetime | None] = mapped_column(doc="Caller turns: when the caller stopped.")
 
 
 class ToolInvocationRow(Base):
@@ -320,3 +321,14 @@ class FailedTask(Base):
     payload: Mapped[dict[str, Any]]
     failed_at: Mapped[datetime] = mapped_column(default=utc_now)
     resolved_at: Mapped[datetime | None]
+
+
+class FollowUpRow(Base):
+    """A member of staff marked the call followed up, with a note (a call may collect several)."""
+
+    __tablename__ = "follow_ups"
+
+    id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
+    call_sid: Mapped[str] = mapped_column(String(64), _call_fk(), index=True)
+    note: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)

@@ -36,3 +36,15 @@ def test_agent_turn_waits_for_generation_and_playback() -> None:
     transcript.agent_generated("item_1")
     transcript.agent_played("item_1")
     assert [e.text for e in sink.events if isinstance(e, TranscriptTurn)] == ["Hello there."]
+
+
+def test_a_caller_turn_records_when_the_caller_stopped_speaking() -> None:
+    sink = MemorySink()
+    clock = iter([10.0, 12.5, 13.0, 20.0, 21.0])
+    transcript = Transcript("CA1", sink, wall=lambda: next(clock))
+    transcript.caller_stopped()  # 10.0: stale, before this utterance started
+    transcript.caller_said("hello", 11.0)  # ended_at 12.5
+    transcript.caller_stopped()  # 13.0
+    transcript.caller_said("what are your hours", 12.0)  # ended_at 20.0
+    turns = [e for e in sink.events if isinstance(e, TranscriptTurn)]
+    assert [t.speech_ended_at for t in turns] == [None, 13.0]
