@@ -50,7 +50,7 @@ class Relay:
         self.tools = tools
         self.sink = sink
         self.rest = rest
-        self.metrics = metrics
+        self.metrics = metrics or RelayMetrics()
         self.calls: dict[str, Call] = {}
         self._histories: dict[str, tuple[float, list[str]]] = {}
         self.tasks = TaskOwner("relay")
@@ -79,6 +79,7 @@ class Relay:
             model=choose_model(self.settings, caller.from_number, escalated=caller.resume is not None),
             rest=self.rest,
             history=history,
+            metrics=self.metrics,
         )
         self.calls[caller.call_sid] = call
         call.start()
@@ -113,8 +114,7 @@ class Relay:
         finally:
             if self.calls.get(call.sid) is call:
                 del self.calls[call.sid]
-            if self.metrics is not None:
-                self.metrics.call_ended(call)
+            self.metrics.call_ended(call)
             if call.end_reason == "transferred":
                 history = call.history + call.transcript.condensed()
                 self._histories[call.sid] = (time.monotonic(), history)
