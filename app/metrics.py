@@ -12,6 +12,7 @@ words ever become a label.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -119,14 +120,19 @@ class RelayMetrics:
         the event-loop lag probe (owned by the relay's tasks, cancelled at shutdown). Call on the loop."""
         from app.metrics_live import LiveCollector, watch_event_loop
 
-        self._tool_names = frozenset(relay.tools.names())
-        self._models = frozenset({relay.settings.realtime_model, relay.settings.realtime_model_hard})
+        settings = relay.settings
+        self.bind_labels(relay.tools.names(), (settings.realtime_model, settings.realtime_model_hard))
+        self.registry.register(LiveCollector(relay, sink))
+        relay.tasks.spawn(watch_event_loop(self.event_loop_lag), "event-loop-lag")
+
+    def bind_labels(self, tools: Iterable[str], models: Iterable[str]) -> None:
+        """The bounded label values: these tool names (others count as `unknown`) and models (`other`)."""
+        self._tool_names = frozenset(tools)
+        self._models = frozenset(models)
         for name in self._tool_names:  # series exist at 0, so rate() and alerts see them from the start
             self.tool_seconds.labels(tool=name)
             for result in TOOL_RESULTS:
                 self.tool_calls.labels(tool=name, result=result)
-        self.registry.register(LiveCollector(relay, sink))
-        relay.tasks.spawn(watch_event_loop(self.event_loop_lag), "event-loop-lag")
 
     def tool_finished(self, name: str, *, ok: bool, error_code: str | None, seconds: float) -> None:
         """One business tool call ended; `error_code` is the structured error's code, if any."""

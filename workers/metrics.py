@@ -137,9 +137,10 @@ class WorkerMetricsHandle:
         return self.server.port
 
     def close(self) -> None:
-        """Stop serving, unhook the signals and remove the value files."""
+        """Stop serving, unhook the signals, remove the value files and leave multiprocess mode."""
         self.server.close()
         self.metrics.disconnect()
+        leave_multiprocess_mode()
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
@@ -149,6 +150,12 @@ def use_multiprocess_dir(directory: Path) -> None:
     imported, which may already have happened, so pick it again now."""
     os.environ[MULTIPROC_ENV] = str(directory)
     values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]  # untyped in prometheus-client
+
+
+def leave_multiprocess_mode() -> None:
+    """Back to in-memory values for metrics created from now on (the worker is stopping)."""
+    os.environ.pop(MULTIPROC_ENV, None)
+    values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]  # untyped upstream
 
 
 def start_worker_metrics(settings: Settings, port: int) -> WorkerMetricsHandle:
@@ -166,6 +173,7 @@ def start_worker_metrics(settings: Settings, port: int) -> WorkerMetricsHandle:
     try:
         server = serve_metrics(registry, settings.metrics_host, port)
     except Exception:
+        leave_multiprocess_mode()
         shutil.rmtree(directory, ignore_errors=True)
         raise
     metrics = WorkerMetrics.create()

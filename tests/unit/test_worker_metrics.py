@@ -1,0 +1,131 @@
+"""Worker metrics: Celery's own task signals counted by task (bounded), the sweep's count, and the queue
+gauges read from the embedded queue's file."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from celery import Celery
+from prometheus_client import CollectorRegistry
+
+from app.settings import load_settings
+from workers.celery_app import QUEUE, make_celery
+from workers.metrics import WorkerMetrics, task_label
+from workers.queue_metrics import QueueCollector, published_at
+from workers.task_names import DELIVER_SUMMARY, PERSIST_EVENT, SWEEP_STUCK_CALLS, SYNC_CRM
+
+
+class Flaky(Exception):
+    pass
+
+
+@pytest.fixture
+def counted() -> Iterator[tuple[WorkerMetrics, CollectorRegistry]]:
+    metrics = WorkerMetrics.create()
+    registry = CollectorRegistry()
+    for metric in (metrics.succeeded, metrics.retried, metrics.failed, metrics.runtime, metrics.calls_swept):
+        registry.register(metric)
+    metrics.connect()
+    yield metrics, registry
+    metrics.disconnect()
+
+
+def _value(registry: CollectorRegistry, name: str, **labels: str) -> float:
+    return registry.get_sample_value(name, labels) or 0.0
+
+
+def test_task_outcomes_are_counted_by_task_from_celerys_signals(
+    counted: tuple[WorkerMetrics, CollectorRegistry],
+) -> None:
+    _, registry = counted
+    app = Celery("metrics-test", set_as_current=False)
+    app.conf.task_always_eager = True
+
+    @app.task(name=SYNC_CRM)  # type: ignore[untyped-decorator]
+    def fine() -> None:
+        time.sleep(0.02)
+
+    @app.task(name=SWEEP_STUCK_CALLS)  # type: ignore[untyped-decorator]
+    def sweep() -> int:
+        return 3
+
+    @app.task(  # type: ignore[untyped-decorator]
+        name=DELIVER_SUMMARY, bind=True, autoretry_for=(Flaky,), max_retries=2, default_retry_delay=0
+    )
+    def flaky(self: object) -> None:
+        raise Flaky("the receiver is down")
+
+    @app.task(name="somebody.elses_task")  # type: ignore[untyped-decorator]
+    def foreign() -> None:
+        pass
+
+    fine.apply()
+    sweep.apply()
+    sweep.apply()
+    assert flaky.apply().state == "FAILURE"
+    foreign.apply()
+
+    assert _value(registry, "voice_agent_tasks_succeeded_total", task=SYNC_CRM) == 1
+    assert _value(registry, "voice_agent_tasks_retried_total", task=DELIVER_SUMMARY) == 2
+    assert _value(registry, "voice_agent_tasks_failed_total", task=DELIVER_SUMMARY) == 1
+    assert _value(registry, "voice_agent_tasks_succeeded_total", task=DELIVER_SUMMARY) == 0
+    assert _value(registry, "voice_agent_task_runtime_seconds_count", task=DELIVER_SUMMARY) == 3
+    assert _value(registry, "voice_agent_task_runtime_seconds_sum", task=SYNC_CRM) >= 0.02
+    assert _value(registry, "voice_agent_calls_swept_total") == 6
+    assert _value(registry, "voice_agent_tasks_succeeded_total", task="other") == 1  # bounded label set
+
+
+def test_task_label_is_one_of_ours_or_other() -> None:
+    class Sender:
+        name = PERSIST_EVENT
+
+    class Stranger:
+        name = "CA0123456789abcdef"
+
+    assert task_label(Sender()) == PERSIST_EVENT
+    assert task_label(Stranger()) == "other"
+    assert task_label(None) == "other"
+
+
+def test_disconnected_metrics_count_nothing(counted: tuple[WorkerMetrics, CollectorRegistry]) -> None:
+    metrics, registry = counted
+    metrics.disconnect()
+    app = Celery("metrics-test", set_as_current=False)
+    app.conf.task_always_eager = True
+
+    @app.task(name=SYNC_CRM)  # type: ignore[untyped-decorator]
+    def fine() -> None:
+        pass
+
+    fine.apply()
+    assert _value(registry, "voice_agent_tasks_succeeded_total", task=SYNC_CRM) == 0
+
+
+def test_queue_gauges_read_the_embedded_queue(tmp_path: Path) -> None:
+    settings = load_settings(_env_file=None, redis_url=None, data_dir=tmp_path)
+    collector = QueueCollector(settings, [QUEUE])
+    before = {family.name: family.samples[0].value for family in collector.collect()}
+    assert before["voice_agent_queue_length"] == 0
+    assert before["voice_agent_queue_oldest_task_age_seconds"] == 0
+
+    publisher = make_celery(settings, role="publisher")
+    try:
+        publisher.send_task(PERSIST_EVENT, kwargs={"envelope": {}}, task_id="first")
+        time.sleep(0.2)
+        publisher.send_task(PERSIST_EVENT, kwargs={"envelope": {}}, task_id="second")
+    finally:
+        publisher.close()
+    after = {family.name: family.samples[0].value for family in collector.collect()}
+    assert after["voice_agent_queue_length"] == 2
+    assert 0.2 <= after["voice_agent_queue_oldest_task_age_seconds"] < 5  # the first one's wait
+    assert after["voice_agent_broker_up"] == 1
+
+
+def test_a_message_without_a_readable_stamp_has_no_age() -> None:
+    assert published_at(b'{"headers": {"published_at": 12.5}}') == 12.5
+    assert published_at(b'{"headers": {}}') is None
+    assert published_at(b"not json") is None
+    assert published_at(None) is None
