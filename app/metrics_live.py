@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client import Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
@@ -22,8 +22,8 @@ if TYPE_CHECKING:
 
 LAG_PROBE_SECONDS = 0.25
 
-# The families LiveCollector yields (the outbox ones only with an outbox sink).
-LIVE_GAUGES = (
+# The families LiveCollector yields (the outbox ones only with an outbox sink; counters without `_total`).
+LIVE_FAMILIES = (
     "voice_agent_live_calls",
     "voice_agent_preopened_sessions",
     "voice_agent_draining",
@@ -74,14 +74,14 @@ class LiveCollector(Collector):
             "1 while the last publish to the broker succeeded",
             value=int(stats.broker_available),
         )
-        # Totals since the process started; exposed as gauges because the outbox owns the counting.
+        # Totals the outbox keeps since the process started: counters, read rather than incremented here.
         for name, value, what in (
-            ("emitted", stats.emitted, "Call events emitted since start"),
-            ("sent", stats.sent, "Call events handed to the broker since start"),
-            ("publish_failures", stats.publish_failures, "Failed publishes to the broker since start"),
-            ("journal_failures", stats.journal_failures, "Failed journal writes since start"),
+            ("emitted", stats.emitted, "Call events emitted"),
+            ("sent", stats.sent, "Call events handed to the broker"),
+            ("publish_failures", stats.publish_failures, "Failed publishes to the broker"),
+            ("journal_failures", stats.journal_failures, "Failed journal writes"),
         ):
-            yield GaugeMetricFamily(f"voice_agent_outbox_{name}", what, value=value)
+            yield CounterMetricFamily(f"voice_agent_outbox_{name}", what, value=value)
 
 
 async def watch_event_loop(lag: Histogram, interval: float = LAG_PROBE_SECONDS) -> None:

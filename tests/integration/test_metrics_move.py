@@ -121,7 +121,7 @@ async def test_relay_and_worker_metrics_move_during_a_simulated_call(
     assert value(relay, "voice_agent_model_cost_dollars_total", model="gpt-realtime-mini") > 0
     assert value(relay, "voice_agent_call_cost_dollars_count") == 1
     assert value(relay, "voice_agent_event_loop_lag_seconds_count") > 0
-    assert value(relay, "voice_agent_outbox_sent") >= value(during, "voice_agent_outbox_sent") > 0
+    assert value(relay, "voice_agent_outbox_sent_total") >= value(during, "voice_agent_outbox_sent_total") > 0
     assert value(relay, "voice_agent_live_calls") == 0
     assert "5557654321" not in relay_text and sid not in relay_text
 
