@@ -44,6 +44,7 @@ TASK_NAMES = frozenset(
 )
 RUNTIME_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 180.0)
 SIGNAL_UID = "voice_agent.worker_metrics"
+DIR_PREFIX = "voice-agent-worker-metrics-"
 
 
 @dataclass
@@ -152,6 +153,20 @@ def use_multiprocess_dir(directory: Path) -> None:
     values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]  # untyped in prometheus-client
 
 
+def _remove_dead_workers_dirs() -> None:
+    """Value directories of workers that died without cleaning up (SIGKILL), found by their pid."""
+    for stale in Path(tempfile.gettempdir()).glob(f"{DIR_PREFIX}*-*"):
+        pid = stale.name[len(DIR_PREFIX) :].split("-", 1)[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(stale, ignore_errors=True)
+        except PermissionError:  # alive, someone else's
+            continue
+
+
 def leave_multiprocess_mode() -> None:
     """Back to in-memory values for metrics created from now on (the worker is stopping)."""
     os.environ.pop(MULTIPROC_ENV, None)
@@ -165,7 +180,8 @@ def start_worker_metrics(settings: Settings, port: int) -> WorkerMetricsHandle:
     from workers.celery_app import QUEUE
     from workers.queue_metrics import QueueCollector
 
-    directory = Path(tempfile.mkdtemp(prefix="voice-agent-worker-metrics-"))
+    _remove_dead_workers_dirs()
+    directory = Path(tempfile.mkdtemp(prefix=f"{DIR_PREFIX}{os.getpid()}-"))
     use_multiprocess_dir(directory)
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=str(directory))  # type: ignore[no-untyped-call]  # untyped upstream

@@ -3,17 +3,22 @@ gauges read from the embedded queue's file."""
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from celery import Celery
 from prometheus_client import CollectorRegistry
 
 from app.settings import load_settings
 from workers.celery_app import QUEUE, make_celery
-from workers.metrics import WorkerMetrics, task_label
+from workers.metrics import DIR_PREFIX, MULTIPROC_ENV, WorkerMetrics, start_worker_metrics, task_label
 from workers.queue_metrics import QueueCollector, published_at
 from workers.task_names import DELIVER_SUMMARY, PERSIST_EVENT, SWEEP_STUCK_CALLS, SYNC_CRM
 
@@ -129,3 +134,32 @@ def test_a_message_without_a_readable_stamp_has_no_age() -> None:
     assert published_at(b'{"headers": {}}') is None
     assert published_at(b"not json") is None
     assert published_at(None) is None
+
+
+def _count_one_success(metrics: WorkerMetrics) -> None:
+    metrics.succeeded.labels(task=SYNC_CRM).inc()
+
+
+def test_forked_children_are_summed_and_dead_workers_files_are_cleared(tmp_path: Path) -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = Path(tempfile.gettempdir()) / f"{DIR_PREFIX}{dead.pid}-test"
+    stale.mkdir(exist_ok=True)
+    settings = load_settings(_env_file=None, redis_url=None, data_dir=tmp_path, metrics_host="127.0.0.1")
+    handle = start_worker_metrics(settings, 0)
+    try:
+        assert not stale.exists()  # its worker is gone
+        assert handle.directory.exists() and os.environ[MULTIPROC_ENV] == str(handle.directory)
+        fork = multiprocessing.get_context("fork")
+        for _ in range(2):  # like the prefork pool's children
+            child = fork.Process(target=_count_one_success, args=(handle.metrics,))
+            child.start()
+            child.join(10)
+            assert child.exitcode == 0
+        text = httpx.get(f"http://127.0.0.1:{handle.port}/metrics", trust_env=False, timeout=5).text
+        assert f'voice_agent_tasks_succeeded_total{{task="{SYNC_CRM}"}} 2.0' in text
+        assert 'voice_agent_queue_length{queue="voice_agent"} 0.0' in text
+    finally:
+        handle.close()
+    assert not handle.directory.exists()
+    assert MULTIPROC_ENV not in os.environ
