@@ -50,8 +50,12 @@ class LiveCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         relay = self._relay
-        yield GaugeMetricFamily("voice_agent_live_calls", "Calls with a media stream", value=relay.live_calls)
-        preopened = sum(1 for call in list(relay.calls.values()) if not call.attached)
+        # Scrapes run on the metrics thread while the loop adds and removes calls: iterate over a snapshot
+        # (list() of a dict view copies it in one step under the GIL).
+        calls = list(relay.calls.values())
+        attached = sum(1 for call in calls if call.attached)
+        yield GaugeMetricFamily("voice_agent_live_calls", "Calls with a media stream", value=attached)
+        preopened = len(calls) - attached
         yield GaugeMetricFamily(
             "voice_agent_preopened_sessions", "Model sessions waiting for their stream", value=preopened
         )
