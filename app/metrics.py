@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from app.calls.model_events import FATAL_ERROR_CODES
+from app.calls.model_runner import FATAL_HTTP_STATUSES
 from app.db.pricing import estimate_cost_usd
 
 if TYPE_CHECKING:
@@ -34,20 +36,8 @@ COST_BUCKETS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 
 DROP_REASONS = ("oversized", "malformed", "inbound_overflow", "interrupted_audio")
 TOOL_RESULTS = ("ok", "error", "timeout")
-# Why a model session was given up: the refusal codes model_events/model_runner know, else a category.
-MODEL_FAILURE_REASONS = frozenset(
-    {
-        "invalid_api_key",
-        "insufficient_quota",
-        "account_deactivated",
-        "billing_hard_limit_reached",
-        "model_not_found",
-        "unsupported_country_region_territory",
-        "http_401",
-        "http_403",
-        "http_404",
-    }
-)
+# Why a model session was given up: the refusal codes and HTTP statuses the model runner treats as fatal.
+MODEL_FAILURE_REASONS = FATAL_ERROR_CODES | {f"http_{status}" for status in FATAL_HTTP_STATUSES}
 
 
 class RelayMetrics:
