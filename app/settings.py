@@ -114,7 +114,9 @@ class Settings(BaseSettings):
         default=None, description="`user:password[,user2:password2]`; `voice-agent flower` refuses without."
     )
     flower_port: int = Field(default=5555, ge=1, le=65535)
-    flower_address: str = Field(default="", description="Flower's bind address; empty: every interface.")
+    flower_address: str = Field(
+        default="127.0.0.1", description="Flower's bind address (fly.toml sets '::', the private network)."
+    )
 
     # --- Relay behaviour -------------------------------------------------------------------------------
     tool_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
