@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import socket
 import subprocess
 import tempfile
 import time
@@ -18,6 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from app.settings import load_settings
 from workers.celery_app import QUEUE, make_celery
+from workers.cli import main as worker_cli
 from workers.metrics import DIR_PREFIX, MULTIPROC_ENV, WorkerMetrics, start_worker_metrics, task_label
 from workers.queue_metrics import QueueCollector, published_at
 from workers.task_names import DELIVER_SUMMARY, PERSIST_EVENT, SWEEP_STUCK_CALLS, SYNC_CRM
@@ -163,3 +165,32 @@ def test_forked_children_are_summed_and_dead_workers_files_are_cleared(tmp_path:
         handle.close()
     assert not handle.directory.exists()
     assert MULTIPROC_ENV not in os.environ
+
+
+def test_a_worker_refuses_a_taken_metrics_port_without_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("METRICS_HOST", "127.0.0.1")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        assert worker_cli(["worker", "--metrics-port", str(taken.getsockname()[1])]) == 2
+    error = capsys.readouterr().err
+    assert "cannot serve metrics" in error and "Traceback" not in error
+    assert MULTIPROC_ENV not in os.environ  # nothing left switched on in this process
+
+
+def test_flower_refuses_without_credentials_or_redis(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("FLOWER_BASIC_AUTH", raising=False)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    assert worker_cli(["flower"]) == 2
+    assert "FLOWER_BASIC_AUTH is not set" in capsys.readouterr().err
+    monkeypatch.setenv("FLOWER_BASIC_AUTH", "ops:a-long-password")
+    assert worker_cli(["flower"]) == 2
+    error = capsys.readouterr().err
+    assert "REDIS_URL is not set" in error and "a-long-password" not in error
