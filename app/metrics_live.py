@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from prometheus_client import Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -37,6 +37,7 @@ LIVE_FAMILIES = (
 )
 
 
+@runtime_checkable
 class _HasStats(Protocol):
     def stats(self) -> OutboxStats: ...
 
@@ -46,7 +47,7 @@ class LiveCollector(Collector):
 
     def __init__(self, relay: Relay, sink: object) -> None:
         self._relay = relay
-        self._outbox: _HasStats | None = sink if callable(getattr(sink, "stats", None)) else None  # type: ignore[assignment]
+        self._outbox = sink if isinstance(sink, _HasStats) else None  # the outbox; a MemorySink has no stats
 
     def collect(self) -> Iterator[Metric]:
         relay = self._relay
