@@ -256,7 +256,12 @@ class OutboxSink:
         assert self._journal is not None
         while True:
             try:
+                journaled_at = time.time()
                 self._journal.append(entries)
+                if self._oldest_unsent_at is None:
+                    # Aged by stats() at once, even while the dispatcher hangs on a dead broker and cannot
+                    # recount; its next recount replaces it with what the journal holds.
+                    self._oldest_unsent_at = journaled_at
                 return True
             except Exception as exc:
                 self._journal_failures += 1
