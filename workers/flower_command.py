@@ -6,7 +6,8 @@ workers (pool size, revoke, shut down): so it never runs without credentials. `F
 refuses to start without it, and the credentials are handed to Flower in process, never on a command line
 another user could read. Flower's own `/healthcheck` and `/metrics` answer without auth (its design), so
 keep the port private: it listens on `FLOWER_ADDRESS` (127.0.0.1 by default; `::` in fly.toml, where the
-`flower` group has no service), reached with `fly proxy 5555 -a <app>`.
+`flower` group has no service), reached with `fly proxy 5555 -a <app> --select` (pick the flower
+machine).
 
 Celery's events travel over broker fanout, which only Redis offers here: with the embedded queue
 (no `REDIS_URL`) there is nothing for Flower to watch, and it says so.
