@@ -7,6 +7,7 @@ import asyncio
 import sys
 
 from app.logs import configure_logging, settings_secrets
+from app.metrics_server import MetricsPortError, serve_metrics
 from app.settings import MissingSettingError, Settings, load_settings
 
 
@@ -16,11 +17,19 @@ def serve(settings: Settings, host: str, port: int) -> None:
     from app.server import run_relay
     from app.sinks import make_sink
 
+    if settings.metrics_port == port:
+        raise MetricsPortError(f"METRICS_PORT ({port}) must not be the public port: metrics stay private")
     sink = make_sink(settings)
+    metrics_server = None
     try:
         app = create_app(settings, sink=sink)
+        if settings.metrics_port:  # prometheus-client's own server, in a thread: off the public port and loop
+            registry = app.state.metrics.registry
+            metrics_server = serve_metrics(registry, settings.metrics_host, settings.metrics_port)
         run_relay(app, host=host, port=port, drain_seconds=settings.drain_seconds)
     finally:
+        if metrics_server is not None:
+            metrics_server.close()
         sink.close()
 
 
@@ -101,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         result: int = args.handler(args)
-    except MissingSettingError as exc:
+    except (MissingSettingError, MetricsPortError) as exc:
         print(f"voice-agent: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

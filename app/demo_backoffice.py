@@ -51,7 +51,9 @@ class BackOffice:
         self._log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self._log_path.open("wb")
         self._worker = subprocess.Popen(  # noqa: ASYNC220 - starting a child is quick; it runs on its own
-            [sys.executable, "-m", "workers.cli", "worker", "--concurrency", "1", "--name", "demo@%h"],
+            # No metrics listener: the demo's worker must not compete for a real worker's port.
+            [sys.executable, "-m", "workers.cli", "worker", "--concurrency", "1", "--name", "demo@%h"]
+            + ["--metrics-port", "0"],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=os.environ.copy(),

@@ -6,10 +6,9 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse
 from openai import AsyncOpenAI
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.access_log import AccessLog
 from app.backoffice import mount_backoffice
@@ -92,6 +91,7 @@ def create_app(
     )
     app.add_middleware(AccessLog)  # outermost: refusals are logged too
     app.state.settings = settings
+    app.state.metrics = metrics  # served on METRICS_PORT by `voice-agent serve`, never on this app
     app.include_router(incoming.router)
     app.include_router(stream.router)
     app.include_router(transfer.router)
@@ -108,9 +108,5 @@ def create_app(
         status = 503 if relay.draining or relay.at_capacity else 200
         body = {"draining": relay.draining, "at_capacity": relay.at_capacity, "live_calls": relay.live_calls}
         return JSONResponse(body, status_code=status)
-
-    @app.get("/metrics")
-    async def prometheus_metrics() -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app

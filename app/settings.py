@@ -105,6 +105,24 @@ class Settings(BaseSettings):
     summary_email_from: str | None = None
     summary_email_to: str | None = Field(default=None, description="Comma-separated back-office addresses.")
 
+    # --- Monitoring (metrics listeners and Flower; never on the public port) ---------------------------
+    metrics_host: str = Field(
+        default="0.0.0.0",
+        description="Address the relay's and workers' metrics listeners bind; the ports must stay private "
+        "(on Fly.io set '::', the private network is IPv6, and keep the ports out of any service).",
+    )
+    metrics_port: int = Field(default=9091, ge=0, le=65535, description="The relay's metrics port; 0: off.")
+    worker_metrics_port: int = Field(
+        default=9092, ge=0, le=65535, description="A worker's metrics port (`--metrics-port`); 0: off."
+    )
+    flower_basic_auth: SecretStr | None = Field(
+        default=None, description="`user:password[,user2:password2]`; `voice-agent flower` refuses without."
+    )
+    flower_port: int = Field(default=5555, ge=1, le=65535)
+    flower_address: str = Field(
+        default="127.0.0.1", description="Flower's bind address (fly.toml sets '::', the private network)."
+    )
+
     # --- Relay behaviour -------------------------------------------------------------------------------
     tool_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
     tool_filler_after_seconds: float = Field(default=1.0, gt=0, le=10)
@@ -156,6 +174,7 @@ class Settings(BaseSettings):
         "summary_webhook_url",
         "smtp_host",
         "backoffice_token",
+        "flower_basic_auth",
         mode="before",
     )
     @classmethod

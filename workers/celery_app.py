@@ -26,6 +26,7 @@ from celery import Celery
 
 from app.settings import Settings
 from workers.embedded_queue import register_transport
+from workers.queue_metrics import install_publish_stamp
 
 Role = Literal["worker", "publisher"]
 
@@ -86,6 +87,7 @@ def make_celery(
 
     `visibility_timeout_seconds` must exceed the longest task plus the longest retry backoff (tests
     shorten it to watch a killed worker's message come back quickly)."""
+    install_publish_stamp()  # every message carries when it was queued, for the oldest-task-age metric
     app = Celery("voice_agent", set_as_current=False)
     app.conf.update(
         **broker_settings(settings, role, visibility_timeout_seconds),

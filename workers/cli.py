@@ -1,4 +1,4 @@
-"""`voice-agent worker | beat | dev | db upgrade | db current | db failures`.
+"""`voice-agent worker | beat | dev | flower | db upgrade | db current | db failures`.
 
 `register(subparsers)` adds the subcommands to the project's CLI; each sets `handler(args) -> int` (the exit
 code) and loads settings itself. `python -m workers.cli ...` runs the same commands without app/cli.py,
@@ -60,10 +60,18 @@ def keep_our_logging(settings: Settings, level: str) -> None:
 
 def run_worker(args: argparse.Namespace) -> int:
     """Run a Celery worker in this process until it is stopped."""
+    from app.metrics_server import MetricsPortError
     from workers.celery_app import QUEUE, make_celery
+    from workers.metrics import start_worker_metrics
 
     settings = _settings()
     keep_our_logging(settings, args.loglevel or settings.log_level)
+    metrics_port = settings.worker_metrics_port if args.metrics_port is None else args.metrics_port
+    try:  # before the pool forks: its children count into the files this sets up
+        metrics = start_worker_metrics(settings, metrics_port) if metrics_port else None
+    except MetricsPortError as exc:
+        print(f"worker: {exc}", file=sys.stderr)
+        return 2
     app = make_celery(settings, visibility_timeout_seconds=args.visibility_timeout)
     argv = [
         "worker",
@@ -78,7 +86,11 @@ def run_worker(args: argparse.Namespace) -> int:
         argv.append(f"--hostname={args.name}")
     if settings.log_json:
         argv.insert(0, "--quiet")  # Celery prints its start-up banner as plain text, not through logging
-    app.worker_main(argv)
+    try:
+        app.worker_main(argv)
+    finally:
+        if metrics is not None:
+            metrics.close()
     return 0
 
 
@@ -205,6 +217,12 @@ def register(subparsers: Any) -> None:
         default=900.0,
         help="seconds before an unacknowledged task is redelivered; keep above the longest task + backoff",
     )
+    worker.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="Prometheus metrics port (default WORKER_METRICS_PORT, 9092; 0 turns it off)",
+    )
     worker.set_defaults(handler=run_worker)
 
     beat = subparsers.add_parser("beat", help="run the scheduler that sweeps stuck calls (only one may run)")
@@ -215,6 +233,10 @@ def register(subparsers: Any) -> None:
         help="seconds to keep trying for the lock (a crashed beat's lock expires within 60 s)",
     )
     beat.set_defaults(handler=run_beat_command)
+
+    from workers.flower_command import add_flower_command
+
+    add_flower_command(subparsers)
 
     dev = subparsers.add_parser("dev", help="relay + worker + beat on this machine, no servers needed")
     dev.add_argument("--host", default="127.0.0.1")

@@ -186,7 +186,7 @@ def register_tasks(app: Celery, ctx: WorkerContext) -> None:
 
     # The sweep is periodic: a failed run is simply replaced by the next one, so no retries.
     @app.task(name=SWEEP_STUCK_CALLS, **(options | {"max_retries": 0}))  # type: ignore[untyped-decorator]
-    def sweep_stuck_calls_task(self: Task) -> None:
+    def sweep_stuck_calls_task(self: Task) -> int:
         sessions = ctx.sessions()
         swept = sweep_stuck_calls(sessions, ctx.settings.stuck_call_seconds)
         for call_sid in swept:
@@ -198,3 +198,4 @@ def register_tasks(app: Celery, ctx: WorkerContext) -> None:
         for call_sid in calls_needing_post_call(sessions):
             log.warning("post_call_requeued", call_sid=call_sid)
             publish_post_call(self.app, call_sid)
+        return len(swept)  # counted by the worker's metrics (calls swept); results are not stored

@@ -14,7 +14,6 @@ import asyncio
 import base64
 import contextlib
 import time
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from openai import AsyncOpenAI
@@ -30,11 +29,13 @@ from app.calls.playback import PlaybackTracker
 from app.calls.prompts import Prompts
 from app.calls.responses import ResponseGate, ResponseRequest
 from app.calls.tasks import TaskOwner
+from app.calls.timings import CallTimings
 from app.calls.transcript import Transcript
 from app.functions.call_control import CONTROL_TOOLS
 from app.functions.registry import ToolRegistry
 from app.lib.audio import OutboundConverter
 from app.logs import get_logger
+from app.metrics import RelayMetrics
 from app.realtime.session import BYTES_PER_MS, LinkClosed, RealtimeLink
 from app.settings import Settings
 from app.twilio import messages as tw
@@ -53,18 +54,6 @@ class TwilioOutput(Protocol):
     async def close(self, code: int = 1000) -> None: ...
 
 
-@dataclass(slots=True)
-class CallTimings:
-    """perf_counter stamps for latency figures."""
-
-    prepared_at: float = 0.0
-    model_ready_at: float | None = None
-    stream_started_at: float | None = None
-    first_delta_at: float | None = None
-    first_audio_sent_at: float | None = None
-    last_barge_in_ms: float | None = None
-
-
 class Call:
     """The live state of one call. All methods run on the relay's event loop."""
 
@@ -80,8 +69,10 @@ class Call:
         model: str,
         rest: AsyncTwilioRest | None = None,
         history: list[str] | None = None,
+        metrics: RelayMetrics,
     ) -> None:
         self.caller = caller
+        self.metrics = metrics
         self.sid = caller.call_sid
         self.settings = settings
         self.model = model
@@ -122,7 +113,12 @@ class Call:
         self.fatal_model_error: str | None = None
         self.usage: dict[str, int] = {}
         self._pending_out: list[tuple[str, str, int]] = []
-        self.caller_audio = CallerAudio(self._format, self.model_ready, self.send_model_text)
+        self.caller_audio = CallerAudio(
+            self._format,
+            self.model_ready,
+            self.send_model_text,
+            on_overflow=metrics.dropped["inbound_overflow"].inc,
+        )
         self._outbound = OutboundConverter() if self._format == "pcm16" else None
         self._audio_out_bytes = 0
         self.caller_speech_started_at: float | None = None
@@ -189,18 +185,18 @@ class Call:
         self.transcript.finish(lambda item: self.playback.heard_ms(item, now))
         if self.attached:
             self.control.record_consent_if_pending()
-            self.emit(
-                CallEnded(
-                    call_sid=self.sid,
-                    ended_at=time.time(),
-                    end_reason=self.end_reason,
-                    audio_in_seconds=self.caller_audio.received_bytes / 8000,
-                    audio_out_seconds=self._audio_out_bytes / 8000,
-                    usage=dict(self.usage),
-                    segment=self.caller.segment,
-                    model=self.model,
-                )
+            ended = CallEnded(
+                call_sid=self.sid,
+                ended_at=time.time(),
+                end_reason=self.end_reason,
+                audio_in_seconds=self.caller_audio.received_bytes / 8000,
+                audio_out_seconds=self._audio_out_bytes / 8000,
+                usage=dict(self.usage),
+                segment=self.caller.segment,
+                model=self.model,
             )
+            self.emit(ended)
+            self.metrics.call_cost(self.model, ended)
         if self.link is not None:
             await self.link.close()
         await self.tasks.cancel_all()
@@ -245,6 +241,7 @@ class Call:
     async def on_audio_delta(self, event: dict[str, Any]) -> None:
         item_id = str(event.get("item_id"))
         if item_id in self.dropped_items or event.get("response_id") in self.dropped_responses:
+            self.metrics.dropped["interrupted_audio"].inc()
             return  # a late delta of an interrupted reply must not refill Twilio's buffer (trap 5)
         delta = event.get("delta")
         if not isinstance(delta, str) or not delta:
@@ -286,8 +283,8 @@ class Call:
     async def _send_audio(
         self, twilio: TwilioOutput, stream_sid: str, item_id: str, payload_b64: str, nbytes: int
     ) -> None:
-        if self.timings.first_audio_sent_at is None:
-            self.timings.first_audio_sent_at = time.perf_counter()
+        if self.timings.awaiting_audio:
+            self.timings.audio_sent(nbytes, self.metrics)
         if nbytes == 0:  # the end of an item's audio: its closing mark
             mark = self.playback.end_of_item()
         else:
@@ -317,7 +314,7 @@ class Call:
             sent_ms = self.playback.sent_ms(item_id) if item_id else 0
             if self.twilio is not None and self.stream_sid is not None:
                 await self.twilio.send_text(tw.clear_message(self.stream_sid))
-            self.timings.last_barge_in_ms = (time.perf_counter() - started) * 1000
+            self.timings.barge_in_reacted(started, self.metrics)
             self.playback.on_clear(now)
             for pending_item, _, _ in self._pending_out:
                 self.dropped_items.add(pending_item)

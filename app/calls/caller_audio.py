@@ -23,9 +23,14 @@ class CallerAudio:
     """One call's inbound audio path; `send_text` writes to the model socket (raises `LinkClosed`)."""
 
     def __init__(
-        self, audio_format: str, model_ready: asyncio.Event, send_text: Callable[[str], Awaitable[None]]
+        self,
+        audio_format: str,
+        model_ready: asyncio.Event,
+        send_text: Callable[[str], Awaitable[None]],
+        on_overflow: Callable[[], None] = lambda: None,
     ) -> None:
         self.received_bytes = 0
+        self._on_overflow = on_overflow
         self._model_ready = model_ready
         self._send_text = send_text
         self._pending: list[str] = []
@@ -42,6 +47,7 @@ class CallerAudio:
         if not self._model_ready.is_set() or self._pending:
             if len(self._pending) >= INBOUND_BUFFER_FRAMES:
                 self._pending.pop(1 if self._model_ready.is_set() else 0)
+                self._on_overflow()
             self._pending.append(payload)
             return
         await self._append(payload)

@@ -37,10 +37,12 @@ async def on_model_event(call: Call, event: dict[str, Any]) -> None:
             call.transcript.agent_text(str(event.get("item_id")), str(event.get("delta", "")))
     elif kind == "input_audio_buffer.speech_started":
         call.idle.caller_active(speaking=True)
+        call.timings.caller_speech_started()
         await call.barge_in()
     elif kind == "input_audio_buffer.speech_stopped":
         call.idle.caller_active(speaking=False)
         call.transcript.caller_stopped()
+        call.timings.caller_speech_stopped()
     elif kind == "response.created":
         call.gate.on_created(str(event["response"]["id"]))
         call.idle.agent_replying(call.gate.active_purpose)

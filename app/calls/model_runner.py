@@ -94,6 +94,7 @@ async def run_model(call: Call) -> None:
         call.model_ready.clear()
         call.gate.reset()
         call.log.warning("model_socket_lost", code=code, attempt=attempt + 1)
+        call.metrics.model_reconnects.inc()
         if attempt == 0:
             call.emit(
                 CallNote(call_sid=call.sid, at=time.time(), tag="model_reconnected", detail={"code": code})
@@ -124,6 +125,7 @@ async def _read_last_errors(call: Call) -> None:
 
 async def _give_up(call: Call, why: str) -> None:
     call.log.error("model_unavailable", why=why)
+    call.metrics.model_failed(why)
     call.emit(CallNote(call_sid=call.sid, at=time.time(), tag="model_failed", detail={"why": why}))
     if call.link is not None:
         await call.link.close()

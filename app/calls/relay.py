@@ -52,7 +52,7 @@ class Relay:
         self.tools = tools
         self.sink = sink
         self.rest = rest
-        self.metrics = metrics
+        self.metrics = metrics or RelayMetrics()
         self.calls: dict[str, Call] = {}
         self.history = history if history is not None else LocalHistoryStore()
         # Replay guards, each entry kept (monotonic deadline) only while it could still matter.
@@ -81,6 +81,7 @@ class Relay:
             model=choose_model(self.settings, caller.from_number, escalated=caller.resume is not None),
             rest=self.rest,
             history=history,
+            metrics=self.metrics,
         )
         call.control.history_store = self.history
         self.calls[caller.call_sid] = call
@@ -150,8 +151,7 @@ class Relay:
                 self._ended_streams[(call.sid, call.caller.segment)] = (
                     time.monotonic() + ENDED_STREAM_MEMORY_SECONDS
                 )
-            if self.metrics is not None:
-                self.metrics.call_ended(call)
+            self.metrics.call_ended(call)
             if call.end_reason == "transferred":  # the conversation now includes the hand-off line
                 lines = call.history + call.transcript.condensed()
                 self.tasks.spawn(self.history.save(call.sid, lines), "save-history")

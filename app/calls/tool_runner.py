@@ -58,6 +58,9 @@ async def run_tool(call: Call, call_id: str, name: str, arguments: str) -> None:
         filler.cancel()
         call.tool_calls_running -= 1
     call.tool_seq += 1
+    call.metrics.tool_finished(
+        name, ok=outcome.ok, error_code=outcome.error_code, seconds=outcome.latency_ms / 1000
+    )
     call.tool_log.append(_describe(name, outcome.arguments, outcome.ok))
     call.emit(
         ToolInvocation(

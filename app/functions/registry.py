@@ -71,6 +71,13 @@ class ToolOutcome:
     ok: bool
     latency_ms: float
 
+    @property
+    def error_code(self) -> str | None:
+        """The structured error's code (`timeout`, `slot_taken`, ...), or None when the tool succeeded."""
+        error = self.output.get("error")
+        code = error.get("code") if isinstance(error, dict) else None
+        return str(code) if code is not None else None
+
     def output_json(self) -> str:
         return json.dumps(self.output, separators=(",", ":"), default=str)
 

@@ -117,11 +117,11 @@ class Journal:
             row = self._db.execute("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL").fetchone()
         return int(row[0])
 
-    def oldest_unsent_age(self) -> float:
-        """Seconds the oldest unsent record has waited (0 when none)."""
+    def oldest_unsent_at(self) -> float | None:
+        """When (epoch seconds) the oldest unsent record was journaled; None when none waits."""
         with self._lock:
             row = self._db.execute("SELECT MIN(created_at) FROM outbox WHERE sent_at IS NULL").fetchone()
-        return max(0.0, time.time() - row[0]) if row[0] is not None else 0.0
+        return float(row[0]) if row[0] is not None else None
 
     def prune_sent(self, older_than_seconds: float) -> int:
         """Delete records the broker took more than `older_than_seconds` ago."""

@@ -135,7 +135,7 @@ class OutboxSink:
         self._unjournalable = 0
         self._dropped_after_close = 0
         self._unsent_in_journal = 0
-        self._oldest_unsent = 0.0
+        self._oldest_unsent_at: float | None = None
         self._broker_available = True
 
     # --- the relay's side ------------------------------------------------------------------------------
@@ -162,7 +162,7 @@ class OutboxSink:
             journaled=self._journaled,
             sent=self._sent,
             pending=self._queue.qsize() + self._unsent_in_journal,
-            oldest_pending_seconds=self._oldest_unsent,
+            oldest_pending_seconds=self._oldest_pending_seconds(),
             publish_failures=self._publish_failures,
             journal_failures=self._journal_failures,
             emit_failures=self._emit_failures,
@@ -171,6 +171,11 @@ class OutboxSink:
         )
 
     # --- lifecycle -------------------------------------------------------------------------------------
+    def _oldest_pending_seconds(self) -> float:
+        # Aged at read time, so a dispatcher stuck on a dead broker still shows the wait growing.
+        oldest = self._oldest_unsent_at
+        return max(0.0, time.time() - oldest) if oldest is not None else 0.0
+
     def start(self) -> None:
         """Open the journal and start the threads; records left unsent by a previous run go out first."""
         if self._started:
@@ -257,7 +262,12 @@ class OutboxSink:
         assert self._journal is not None
         while True:
             try:
+                journaled_at = time.time()
                 self._journal.append(entries)
+                if self._oldest_unsent_at is None:
+                    # Aged by stats() at once, even while the dispatcher hangs on a dead broker and cannot
+                    # recount; its next recount replaces it with what the journal holds.
+                    self._oldest_unsent_at = journaled_at
                 return True
             except Exception as exc:
                 self._journal_failures += 1
@@ -355,7 +365,7 @@ class OutboxSink:
         assert self._journal is not None
         try:
             self._unsent_in_journal = self._journal.count_unsent()
-            self._oldest_unsent = self._journal.oldest_unsent_age()
+            self._oldest_unsent_at = self._journal.oldest_unsent_at()
         except Exception as exc:
             log.error("outbox_count_failed", error=type(exc).__name__)
 

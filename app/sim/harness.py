@@ -19,6 +19,7 @@ import uvicorn
 from app.calls.events import CallEventSink, MemorySink
 from app.calls.relay import Relay
 from app.main import create_app
+from app.metrics_server import MetricsServer, serve_metrics
 from app.settings import Settings, load_settings
 from app.sim.realtime_script import SimTurn
 from app.sim.realtime_server import RealtimeSimulator
@@ -39,6 +40,7 @@ class LocalStack:
     sink: CallEventSink
     server: uvicorn.Server
     rest: SimulatedTwilioRest | None = None
+    metrics_url: str | None = None  # the relay's metrics listener, when `local_stack(metrics_port=...)`
 
     def caller(self, **kwargs: Any) -> SimulatedCaller:
         """A simulated caller dialling this relay, signing as Twilio would (and known to the REST sim)."""
@@ -95,8 +97,10 @@ async def local_stack(
     settings_overrides: dict[str, Any] | None = None,
     sim_options: dict[str, Any] | None = None,
     twilio_rest: bool = False,
+    metrics_port: int | None = None,
 ) -> AsyncIterator[LocalStack]:
-    """Run the simulator and the relay until the block exits."""
+    """Run the simulator and the relay until the block exits; with `metrics_port` (0: any free port) also
+    serve the relay's metrics on 127.0.0.1 as `voice-agent serve` does."""
     sim = RealtimeSimulator(
         script=script,
         first_audio_delay=first_audio_delay,
@@ -125,7 +129,12 @@ async def local_stack(
         event_sink = sink if sink is not None else MemorySink()
         app = create_app(settings, sink=event_sink)
         server = await serve_in_background(app)
+        metrics: MetricsServer | None = None
         try:
+            if metrics_port is not None:
+                metrics = await asyncio.to_thread(
+                    serve_metrics, app.state.metrics.registry, "127.0.0.1", metrics_port
+                )
             relay: Relay = app.state.relay
             stack = LocalStack(
                 settings=settings,
@@ -135,9 +144,12 @@ async def local_stack(
                 sink=event_sink,
                 server=server,
                 rest=rest,
+                metrics_url=f"http://127.0.0.1:{metrics.port}/metrics" if metrics is not None else None,
             )
             yield stack
         finally:
+            if metrics is not None:
+                await asyncio.to_thread(metrics.close)
             await stop_server(server)
     finally:
         if rest is not None:

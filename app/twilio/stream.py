@@ -146,11 +146,13 @@ async def media_stream(websocket: WebSocket) -> None:
                 text = (message.get("bytes") or b"").decode("utf-8", "replace")
             if len(text) > settings.max_frame_bytes:
                 log.warning("frame_oversized", size=len(text), call_sid=call.sid if call else None)
+                relay.metrics.dropped["oversized"].inc()
                 continue
             try:
                 frame = tw.parse_frame(text)
             except tw.FrameError as exc:
                 log.warning("frame_malformed", error=str(exc)[:120], call_sid=call.sid if call else None)
+                relay.metrics.dropped["malformed"].inc()
                 continue
             if isinstance(frame, tw.Media):
                 if call is not None:

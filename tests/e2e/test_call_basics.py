@@ -177,14 +177,17 @@ async def test_fly_replay_names_this_machine_and_replays_streams_for_another() -
 
 
 async def test_metrics_count_calls_and_greeting_latency_without_caller_details() -> None:
-    async with local_stack(first_audio_delay=0.05) as stack:
+    async with local_stack(first_audio_delay=0.05, metrics_port=0) as stack:
         async with stack.caller(from_number="+15551234567") as caller:
             await caller.dial()
             await caller.connect()
             await caller.wait_agent_audio(timeout=5)
         await asyncio.sleep(0.2)
+        assert stack.metrics_url is not None
         async with httpx.AsyncClient() as client:
-            text = (await client.get(f"{stack.relay_url}/metrics")).text
+            text = (await client.get(stack.metrics_url)).text
+            public = await client.get(f"{stack.relay_url}/metrics")
+        assert public.status_code == 404  # metrics live on their own port, never on the public listener
         assert 'voice_agent_calls_total{end_reason="caller_hung_up"} 1.0' in text
         assert "voice_agent_greeting_seconds_count 1.0" in text
         assert "voice_agent_live_calls 0.0" in text

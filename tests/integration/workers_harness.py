@@ -319,7 +319,9 @@ class Services:
         concurrency: int = 1,
         visibility_timeout: float = 900.0,
         env: dict[str, str] | None = None,
+        metrics_port: int = 0,
     ) -> ServiceProcess:
+        """A worker process; `metrics_port` 0 (the default) leaves its metrics listener off."""
         args = [
             "worker",
             "--name",
@@ -330,6 +332,8 @@ class Services:
             str(visibility_timeout),
             "--loglevel",
             "INFO",
+            "--metrics-port",
+            str(metrics_port),
         ]
         process = self._start(name, args, env or {})
         process.wait_for_log(" ready.")
