@@ -1,4 +1,4 @@
-"""`voice-agent`: serve | demo | call | worker | beat | dev | db."""
+"""`voice-agent`: serve | demo | call | worker | beat | dev | db | twilio configure | doctor."""
 
 from __future__ import annotations
 
@@ -87,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     call = commands.add_parser("call", help="dial a running relay as a simulated Twilio caller")
     add_call_arguments(call)
     call.set_defaults(handler=_call_command)
+
+    from app.deploy_cli import register as register_deploy_commands
+
+    register_deploy_commands(commands)
 
     try:
         from workers.cli import register
