@@ -20,6 +20,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.sim.demo_profiles import DENTAL, PROFILES, DemoProfile
 
@@ -39,11 +40,14 @@ def _error(status: int, code: str, message: str, **detail: Any) -> JSONResponse:
 
 def _parse_date(value: str) -> dt.date | None:
     try:
-        day = dt.date.fromisoformat(value)
+        return dt.date.fromisoformat(value)
     except ValueError:
         return None
-    # The last days of year 9999 leave no room for a slot's end time; nobody books that far ahead.
-    return day if dt.date(1900, 1, 1) <= day <= dt.date(9998, 12, 31) else None
+
+
+def _bookable(start: dt.datetime) -> bool:
+    # Converting a start in year 1 or 9999 between time zones overflows; nobody books there anyway.
+    return 1900 <= start.year <= 9000
 
 
 def _bad_request(_request: Request, exc: Exception) -> JSONResponse:
@@ -56,6 +60,16 @@ def _bad_request(_request: Request, exc: Exception) -> JSONResponse:
     return _error(422, "bad_request", message)
 
 
+def _framework_error(request: Request, exc: Exception) -> JSONResponse:
+    """The framework's own refusals in the contract's shape; an unparseable body is a bad request (422)."""
+    if not isinstance(exc, StarletteHTTPException) or exc.status_code == 400:
+        return _bad_request(request, exc)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "refused")
+    response = _error(exc.status_code, code, str(exc.detail))
+    response.headers.update(exc.headers or {})
+    return response
+
+
 def create_demo_business_app(*, timezone: str | None = None, profile: DemoProfile = DENTAL) -> FastAPI:
     """A fresh demo backend for `profile` with an empty appointment book."""
     zone_name = timezone or profile.timezone
@@ -63,6 +77,7 @@ def create_demo_business_app(*, timezone: str | None = None, profile: DemoProfil
     minutes = profile.minutes()
     app = FastAPI(title=f"Demo business backend ({profile.kind})", version="1.0.0")
     app.add_exception_handler(RequestValidationError, _bad_request)
+    app.add_exception_handler(StarletteHTTPException, _framework_error)
     booked: dict[dt.datetime, dict[str, Any]] = {}
 
     def length(service: str) -> dt.timedelta:
@@ -70,7 +85,7 @@ def create_demo_business_app(*, timezone: str | None = None, profile: DemoProfil
 
     def slots_for(day: dt.date, service: str) -> list[dt.datetime]:
         hours = profile.hours[day.weekday()]
-        if hours is None:
+        if hours is None or day < dt.datetime.now(zone).date():  # the past has no free slots
             return []
         opens = dt.datetime.combine(day, dt.time.fromisoformat(hours[0]), zone)
         closes = dt.datetime.combine(day, dt.time.fromisoformat(hours[1]), zone)
@@ -84,7 +99,8 @@ def create_demo_business_app(*, timezone: str | None = None, profile: DemoProfil
         return slots
 
     def unknown_service() -> JSONResponse:
-        return _error(422, "unknown_service", "We do not offer that.", services=sorted(minutes))
+        # 404, not 422: the request is well formed, the service just does not exist here.
+        return _error(404, "unknown_service", "We do not offer that.", services=sorted(minutes))
 
     @app.get("/services")
     async def services() -> JSONResponse:
@@ -119,8 +135,8 @@ def create_demo_business_app(*, timezone: str | None = None, profile: DemoProfil
         if request.service not in minutes:
             return unknown_service()
         start = request.start if request.start.tzinfo else request.start.replace(tzinfo=zone)
-        if _parse_date(start.date().isoformat()) is None:
-            return _error(422, "bad_date", "That date is out of range.")
+        if not _bookable(start):
+            return _error(409, "slot_taken", "That time is not available.", alternatives=[])
         start = start.astimezone(zone)
         if start not in slots_for(start.date(), request.service):
             free = [s.isoformat() for s in slots_for(start.date(), request.service)][:3]
