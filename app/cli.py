@@ -43,6 +43,7 @@ def _demo_command(args: argparse.Namespace) -> int:
         audio_format=args.format,
         scenario=args.scenario,
         backoffice=not args.no_backoffice,
+        business=args.business,
     )
     return asyncio.run(demo)
 
@@ -79,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-backoffice",
         action="store_true",
         help="skip the outbox, worker and database (by default the call is stored and summarised)",
+    )
+    demo.add_argument(
+        "--business", choices=["dental", "salon"], default="dental", help="which demo business answers"
     )
     demo.set_defaults(handler=_demo_command)
 
