@@ -27,6 +27,7 @@ class ServiceCatalog:
         self._backend = backend
         self._refresh_seconds = refresh_seconds
         self._services: tuple[Service, ...] = ()
+        self.replaced = asyncio.Event()  # set whenever a refresh replaces the list; whoever waits clears it
 
     @property
     def services(self) -> tuple[Service, ...]:
@@ -43,6 +44,7 @@ class ServiceCatalog:
             log.warning("services_refresh_empty", kept=len(self._services))
             return False
         self._services = tuple(services)
+        self.replaced.set()
         log.info("services_loaded", count=len(services))
         return True
 

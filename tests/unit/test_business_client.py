@@ -3,6 +3,8 @@ a structured tool error, never nonsense for the model or a crash. And the servic
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import Callable
 from typing import Any
@@ -202,3 +204,22 @@ async def test_a_failed_refresh_keeps_the_last_good_list(failure: Answer) -> Non
     assert await catalog.refresh() is True
     assert catalog.service_schema()["enum"] == ["colour"]
     await backend.aclose()
+
+
+async def test_the_refresh_loop_picks_up_a_new_list_while_calls_go_on() -> None:
+    switchable = SwitchableBackend()
+    backend = _backend(switchable)
+    catalog = ServiceCatalog(backend, refresh_seconds=0.05)
+    assert await catalog.refresh() is True
+    catalog.replaced.clear()
+    switchable.answer = _json({"services": [{"id": "colour", "name": "Colour", "minutes": 120}]})
+
+    refresher = asyncio.create_task(catalog.keep_fresh())
+    try:
+        await asyncio.wait_for(catalog.replaced.wait(), 5)
+        assert [service.id for service in catalog.services] == ["colour"]
+    finally:
+        refresher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await refresher
+        await backend.aclose()

@@ -20,7 +20,13 @@ salon_schema = schemathesis.openapi.from_path(SPEC)
 salon_schema.app = create_demo_business_app(profile=SALON)
 
 # Bounded and deterministic: the same examples on every run, quick enough for every test run.
-bounded = settings(max_examples=40, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
+bounded = settings(
+    max_examples=40,
+    derandomize=True,
+    database=None,  # nothing written under .hypothesis/
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
 
 
 @schema.parametrize()

@@ -14,6 +14,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from app.cli import main
 from app.db.migrate import upgrade_database
 from app.doctor.runner import run_doctor
 from app.settings import load_settings
@@ -251,3 +252,15 @@ async def test_an_invalid_setting_is_named_without_its_value_and_the_rest_skippe
     assert deployment.lines[0].startswith("FAIL  settings") and "VAD_SILENCE_MS" in deployment.lines[0]
     assert "sk-looks-like-a-secret" not in "\n".join(deployment.lines)
     assert deployment.verdict("openai") == "skip" and deployment.verdict("broker") == "skip"
+
+
+def test_the_doctor_command_exits_non_zero_on_a_bad_setting(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MAX_LIVE_CALLS", "0")
+
+    assert main(["doctor", "--timeout", "1"]) == 1
+
+    out = capsys.readouterr().out
+    assert "FAIL  settings         MAX_LIVE_CALLS: Input should be greater than or equal to 1" in out
