@@ -35,8 +35,6 @@ from app.twilio.number_setup import (
     wanted_webhooks,
 )
 
-DEMO_BACKENDS = (None, "demo")
-
 
 def _host(url: str) -> str:
     """Scheme, host and port of a URL: enough to say where, never credentials or a path."""
@@ -111,10 +109,12 @@ def check_twilio_number(settings: Settings, timeout: float) -> CheckResult:
 def check_business(settings: Settings, timeout: float) -> CheckResult:
     """The backend answers `GET /services` and `GET /hours` in the contract's shapes."""
     name = "business api"
-    if settings.business_api_base in DEMO_BACKENDS:
-        return skip(
-            name, "BUSINESS_API_BASE is not set: the built-in demo backend answers (not for production)"
+    if settings.business_api_base is None:
+        return fail(
+            name, "BUSINESS_API_BASE is not set: callers would reach the demo backend, not the business"
         )
+    if settings.business_api_base == "demo":
+        return skip(name, "BUSINESS_API_BASE=demo: the built-in demo backend answers (not for real callers)")
     today = dt.datetime.now(ZoneInfo(settings.business_timezone)).date().isoformat()
 
     async def probe() -> str:

@@ -24,7 +24,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
@@ -101,7 +100,7 @@ def find_number(client: Client, phone_number: str) -> Any:
     """The account's record of `phone_number` (an `IncomingPhoneNumberInstance`)."""
     try:
         records = client.incoming_phone_numbers.list(phone_number=phone_number, limit=2)
-    except (TwilioException, requests.RequestException) as exc:
+    except (TwilioException, OSError) as exc:  # requests' errors are OSErrors
         raise NumberSetupError(describe_twilio_failure(exc)) from None
     if not records:
         raise NumberSetupError(
@@ -160,7 +159,7 @@ def apply_plan(client: Client, plan: NumberPlan) -> None:
         return
     try:
         client.incoming_phone_numbers(plan.number_sid).update(**plan.update_arguments())
-    except (TwilioException, requests.RequestException) as exc:
+    except (TwilioException, OSError) as exc:  # requests' errors are OSErrors
         raise NumberSetupError(describe_twilio_failure(exc)) from None
 
 

@@ -264,3 +264,11 @@ def test_the_doctor_command_exits_non_zero_on_a_bad_setting(
 
     out = capsys.readouterr().out
     assert "FAIL  settings         MAX_LIVE_CALLS: Input should be greater than or equal to 1" in out
+
+
+async def test_no_business_backend_fails_the_business_check(deployment: Deployment) -> None:
+    assert await deployment.doctor(business_api_base=None) == 1
+
+    assert deployment.verdict("business api") == "FAIL" and "BUSINESS_API_BASE" in deployment.line(
+        "business api"
+    )
