@@ -117,8 +117,8 @@ def _hangup() -> DemoScenario:
     return DemoScenario("hangup", about, [("say", line)], [turn], "agent_hung_up", stay=15)
 
 
-def _idle() -> DemoScenario:
-    line = "Hi, do you take walk-ins for cleanings?"
+def _idle(profile: DemoProfile) -> DemoScenario:
+    line = f"Hi, do you take walk-ins for a {profile.services[0].name.lower()}?"
     turns = [
         SimTurn(hears=line, say="We do, but booking ahead is best. Would you like me to find you a time?"),
         SimTurn(say="Are you still there?"),
@@ -129,10 +129,11 @@ def _idle() -> DemoScenario:
     return DemoScenario("idle", about, [("say", line)], turns, "idle", settings=settings, stay=30)
 
 
-def _cap() -> DemoScenario:
-    line = "Hi, do you do teeth whitening?"
+def _cap(profile: DemoProfile) -> DemoScenario:
+    line = "Hi, can you tell me what you offer?"
+    offered = ", ".join(service.name.lower() for service in profile.services)
     turns = [
-        SimTurn(hears=line, say="We do: whitening in the office in about an hour, or a take-home kit."),
+        SimTurn(hears=line, say=f"Of course. We offer {offered}."),
         SimTurn(say="Just a heads-up: this call has a time limit, so we'll need to wrap up shortly."),
         SimTurn(say="We've reached the time limit for this call. Please call back any time. Goodbye!"),
     ]
@@ -150,7 +151,11 @@ def build_scenario(name: str, zone: ZoneInfo, profile: DemoProfile = DENTAL) -> 
     """The scenario called ``name`` (one of `SCENARIOS`) at ``profile``'s business, in its ``zone``."""
     if name == "booking":
         return _booking(zone, profile)
-    builders = {"transfer": _transfer, "hangup": _hangup, "idle": _idle, "cap": _cap}
+    if name == "idle":
+        return _idle(profile)
+    if name == "cap":
+        return _cap(profile)
+    builders = {"transfer": _transfer, "hangup": _hangup}
     if name not in builders:
         raise ValueError(f"unknown demo scenario {name!r}; pick one of {', '.join(SCENARIOS)}")
     return builders[name]()

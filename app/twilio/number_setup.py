@@ -168,6 +168,11 @@ def configure_number(settings: Settings, *, dry_run: bool) -> NumberPlan:
     if not settings.twilio_phone_number:
         raise MissingSettingError("TWILIO_PHONE_NUMBER", "the number to point at the relay")
     wanted = wanted_webhooks(settings)
+    if not wanted["voice_url"].startswith("https://"):
+        # An http origin would also give a ws:// media stream: callers' audio unencrypted on the internet.
+        raise NumberSetupError(
+            "PUBLIC_BASE_URL must be an https origin for a real number (a tunnel gives one)"
+        )
     client = twilio_client(settings)
     plan = plan_number(find_number(client, settings.twilio_phone_number), wanted)
     if not dry_run:

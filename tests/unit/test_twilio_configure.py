@@ -171,3 +171,15 @@ def test_missing_public_base_url_is_a_settings_error(
 
     assert "PUBLIC_BASE_URL is not set" in capsys.readouterr().err
     assert twilio_api.requests == []
+
+
+def test_a_plain_http_public_url_is_refused(
+    twilio_api: SimulatedTwilioRest, environment: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    twilio_api.add_number(NUMBER)
+    environment.setenv("PUBLIC_BASE_URL", "http://agent.example.test")
+
+    assert main(["twilio", "configure"]) == 1
+
+    assert "must be an https origin" in capsys.readouterr().err
+    assert twilio_api.requests == []
