@@ -1,4 +1,4 @@
-"""`voice-agent`: serve | demo | call | worker | beat | dev | db."""
+"""`voice-agent`: serve | demo | call | worker | beat | dev | db | twilio configure | doctor."""
 
 from __future__ import annotations
 
@@ -52,6 +52,7 @@ def _demo_command(args: argparse.Namespace) -> int:
         audio_format=args.format,
         scenario=args.scenario,
         backoffice=not args.no_backoffice,
+        business=args.business,
     )
     return asyncio.run(demo)
 
@@ -89,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip the outbox, worker and database (by default the call is stored and summarised)",
     )
+    demo.add_argument(
+        "--business", choices=["dental", "salon"], default="dental", help="which demo business answers"
+    )
     demo.set_defaults(handler=_demo_command)
 
     from app.sim.call_command import add_call_arguments
@@ -96,6 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     call = commands.add_parser("call", help="dial a running relay as a simulated Twilio caller")
     add_call_arguments(call)
     call.set_defaults(handler=_call_command)
+
+    from app.deploy_cli import register as register_deploy_commands
+
+    register_deploy_commands(commands)
 
     try:
         from workers.cli import register

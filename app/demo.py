@@ -26,6 +26,7 @@ from app.demo_backoffice import BackOffice, FanOutSink
 from app.settings import load_settings
 from app.sim.call_command import CallPlan, CallReport, drive_call
 from app.sim.call_watch import CallWatch
+from app.sim.demo_profiles import PROFILES, DemoProfile
 from app.sim.demo_scenarios import build_scenario
 from app.sim.harness import LocalStack, local_stack
 from app.sim.speech import synthesize
@@ -45,16 +46,19 @@ async def run_demo(
     scenario: str = "booking",
     settings_overrides: dict[str, Any] | None = None,
     backoffice: bool = False,
+    business: str = "dental",
 ) -> int:
     """Run one demo call; returns a process exit code (1 if the call did not end as the scenario means).
 
     With `backoffice`, the call's events also go through the real outbox, queue and a worker process on the
-    configured (by default embedded) database, and the stored outcome and summary are printed.
+    configured (by default embedded) database, and the stored outcome and summary are printed. `business`
+    picks the demo business (app/sim/demo_profiles.py), whose backend is served on a local port.
     """
     settings = load_settings()
     office = BackOffice(settings) if backoffice else None
     async with office or contextlib.nullcontext():
-        return await _run(out, transcript, audio_format, scenario, settings_overrides, office)
+        profile = PROFILES[business]
+        return await _run(out, transcript, audio_format, scenario, settings_overrides, office, profile)
 
 
 async def _run(
@@ -64,15 +68,16 @@ async def _run(
     scenario: str,
     settings_overrides: dict[str, Any] | None,
     office: BackOffice | None,
+    profile: DemoProfile,
 ) -> int:
-    settings = load_settings()
-    demo = build_scenario(scenario, ZoneInfo(settings.business_timezone))
+    settings = load_settings(**profile.settings())
+    demo = build_scenario(scenario, ZoneInfo(profile.timezone), profile)
     greeting = load_prompts(settings).greeting
     sink = MemorySink()
     report = CallReport(echo=lambda line: print(f"  {line}"))
     plan = CallPlan(steps=demo.steps, wait_greeting=10, reply_timeout=15, quiet=1.2, stay=demo.stay)
     overrides = {"realtime_audio_format": audio_format, **demo.settings, **(settings_overrides or {})}
-    print(f"Scenario {demo.name}: {demo.about}.")
+    print(f"Scenario {demo.name} at {profile.name} ({profile.kind}): {demo.about}.")
     print("Starting the simulated Realtime server, the simulated Twilio REST API and the relay...")
     async with local_stack(
         script=demo.turns,
@@ -81,6 +86,7 @@ async def _run(
         settings_overrides=overrides,
         sim_options={"greeting": greeting},
         twilio_rest=True,
+        business=profile,
     ) as stack:
         async with stack.caller() as caller:
             await caller.dial()

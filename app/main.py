@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -19,11 +20,12 @@ from app.calls.relay import Relay
 from app.functions.booking import booking_tools
 from app.functions.business import make_business_backend
 from app.functions.registry import ToolRegistry
+from app.functions.services import ServiceCatalog
 from app.logs import get_logger
 from app.metrics import RelayMetrics
 from app.realtime.session import make_openai_client
 from app.settings import Settings
-from app.twilio import incoming, status, stream, transfer
+from app.twilio import incoming, number_hooks, status, stream, transfer
 from app.twilio.request_guard import RequestGuard
 from app.twilio.rest import AsyncTwilioRest
 
@@ -48,8 +50,10 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         backend = make_business_backend(settings)
+        catalog = ServiceCatalog(backend, refresh_seconds=settings.services_refresh_seconds)
+        await catalog.refresh()  # before the first call; a failure is logged and the refresh loop retries
         tools = ToolRegistry(
-            booking_tools(backend, timezone=settings.business_timezone),
+            booking_tools(backend, catalog, timezone=settings.business_timezone),
             default_timeout=settings.tool_timeout_seconds,
         )
         openai_client = client or make_openai_client(settings)
@@ -67,9 +71,13 @@ def create_app(
         metrics.watch(relay, sink)
         app.state.relay = relay
         await asyncio.to_thread(prepare_filler_audio)
+        refresher = asyncio.create_task(catalog.keep_fresh(), name="services-refresh")
         try:
             yield
         finally:
+            refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresher
             await relay.shutdown()
             await backend.aclose()
             if rest is not None:
@@ -96,6 +104,7 @@ def create_app(
     app.include_router(stream.router)
     app.include_router(transfer.router)
     app.include_router(status.router)
+    app.include_router(number_hooks.router)
     backoffice = mount_backoffice(app, settings)  # /backoffice and /api, only with BACKOFFICE_TOKEN
 
     @app.get("/healthz")

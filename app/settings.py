@@ -68,6 +68,21 @@ class Settings(BaseSettings):
         default="", description="Comma-separated caller numbers routed to the full model from the start."
     )
 
+    # --- The business's profile, and the number's fallback --------------------------------------------
+    business_kind: str = Field(
+        default="dental office", description="What the business is, in a few words (fills the prompts)."
+    )
+    business_description: str = Field(
+        default="", description="Optional sentences about the business the agent may tell callers."
+    )
+    services_refresh_seconds: float = Field(
+        default=300.0, ge=10, description="How often the relay re-reads GET /services from the backend."
+    )
+    voice_fallback_url: str | None = Field(
+        default=None,
+        description="The number's voice fallback URL; default PUBLIC_BASE_URL/twilio/fallback.",
+    )
+
     # --- Cost and call limits --------------------------------------------------------------------------
     max_call_seconds: float = Field(default=600.0, ge=10)
     max_call_warning_seconds: float = Field(default=30.0, ge=0, description="Heads-up before the cap.")
@@ -175,6 +190,7 @@ class Settings(BaseSettings):
         "smtp_host",
         "backoffice_token",
         "flower_basic_auth",
+        "voice_fallback_url",
         mode="before",
     )
     @classmethod

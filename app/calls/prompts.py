@@ -60,6 +60,8 @@ def load_prompts(settings: Settings, *, today: dt.date | None = None) -> Prompts
     day = today or dt.datetime.now(zone).date()
     values = {
         "business_name": settings.business_name,
+        "business_kind": settings.business_kind,
+        "business_description": settings.business_description.strip(),
         "today": day.strftime("%A %Y-%m-%d"),
         "timezone": settings.business_timezone,
         "emergency_number": settings.emergency_number,

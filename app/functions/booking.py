@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from app.functions.business import BusinessBackend
 from app.functions.registry import Tool, ToolContext, ToolError
+from app.functions.services import ServiceCatalog
 
 _DATE_HELP = "A date as YYYY-MM-DD, or 'today' / 'tomorrow'. Defaults to today."
 
@@ -25,8 +26,9 @@ def _resolve_date(value: object, zone: ZoneInfo) -> str:
         raise ToolError("bad_date", "Please give the date as year-month-day.") from None
 
 
-def booking_tools(backend: BusinessBackend, *, timezone: str) -> list[Tool]:
-    """lookup_hours, check_availability and book_appointment, bound to one backend."""
+def booking_tools(backend: BusinessBackend, catalog: ServiceCatalog, *, timezone: str) -> list[Tool]:
+    """lookup_hours, check_availability and book_appointment, bound to one backend; the `service`
+    argument offers the catalog's services as they are when each session opens."""
     zone = ZoneInfo(timezone)
 
     async def lookup_hours(args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
@@ -43,7 +45,30 @@ def booking_tools(backend: BusinessBackend, *, timezone: str) -> list[Tool]:
             name=str(args["name"]), phone=phone, service=str(args["service"]), start=str(args["start"])
         )
 
-    service = {"type": "string", "enum": ["cleaning", "checkup", "whitening", "emergency"]}
+    def availability_schema() -> dict[str, Any]:
+        return {
+            "type": "object",
+            "properties": {
+                "date": {"type": "string", "description": _DATE_HELP},
+                "service": catalog.service_schema(),
+            },
+            "required": ["service"],
+            "additionalProperties": False,
+        }
+
+    def booking_schema() -> dict[str, Any]:
+        return {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string", "description": "The caller's full name."},
+                "phone": {"type": "string", "description": "Callback number, if not the caller's own."},
+                "service": catalog.service_schema(),
+                "start": {"type": "string", "description": "Start time, ISO 8601 with offset."},
+            },
+            "required": ["name", "service", "start"],
+            "additionalProperties": False,
+        }
+
     return [
         Tool(
             "lookup_hours",
@@ -58,29 +83,14 @@ def booking_tools(backend: BusinessBackend, *, timezone: str) -> list[Tool]:
         Tool(
             "check_availability",
             "Free appointment start times for a service on a date.",
-            {
-                "type": "object",
-                "properties": {"date": {"type": "string", "description": _DATE_HELP}, "service": service},
-                "required": ["service"],
-                "additionalProperties": False,
-            },
+            availability_schema,
             check_availability,
         ),
         Tool(
             "book_appointment",
             "Book an appointment. Confirm name, service and time with the caller first. The caller's own "
             "number is used when no phone is given.",
-            {
-                "type": "object",
-                "properties": {
-                    "name": {"type": "string", "description": "The caller's full name."},
-                    "phone": {"type": "string", "description": "Callback number, if not the caller's own."},
-                    "service": service,
-                    "start": {"type": "string", "description": "Start time, ISO 8601 with offset."},
-                },
-                "required": ["name", "service", "start"],
-                "additionalProperties": False,
-            },
+            booking_schema,
             book_appointment,
         ),
     ]

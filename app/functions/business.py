@@ -11,6 +11,14 @@ from typing import Any
 
 import httpx
 
+from app.functions.business_answers import (
+    AvailabilityAnswer,
+    BookingAnswer,
+    HoursAnswer,
+    Service,
+    ServicesAnswer,
+    validated,
+)
 from app.functions.registry import ToolError
 from app.settings import Settings
 
@@ -22,14 +30,20 @@ class BusinessBackend:
         self._client = client
 
     async def hours(self, date: str) -> dict[str, Any]:
-        return await self._call("GET", "/hours", params={"date": date})
+        payload = await self._call("GET", "/hours", params={"date": date})
+        return _checked(HoursAnswer, payload)
 
     async def availability(self, date: str, service: str) -> dict[str, Any]:
-        return await self._call("GET", "/availability", params={"date": date, "service": service})
+        payload = await self._call("GET", "/availability", params={"date": date, "service": service})
+        return _checked(AvailabilityAnswer, payload)
 
     async def book(self, *, name: str, phone: str, service: str, start: str) -> dict[str, Any]:
         body = {"name": name, "phone": phone, "service": service, "start": start}
-        return await self._call("POST", "/appointments", json=body)
+        return _checked(BookingAnswer, await self._call("POST", "/appointments", json=body))
+
+    async def services(self) -> list[Service]:
+        """The business's services (`GET /services`), validated; raises `ToolError` like the tools."""
+        return validated(ServicesAnswer, await self._call("GET", "/services")).services
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -56,6 +70,14 @@ class BusinessBackend:
         if not isinstance(payload, dict):
             raise ToolError("backend_unavailable", "The booking system answered something unexpected.")
         return payload
+
+
+def _checked(
+    model: type[HoursAnswer | AvailabilityAnswer | BookingAnswer], payload: dict[str, Any]
+) -> dict[str, Any]:
+    """A successful answer, once it has the contract's shape (app/functions/business_answers.py), as the
+    tool passes it on (extra fields kept); off-contract answers raise `ToolError("backend_bad_answer")`."""
+    return validated(model, payload).model_dump(exclude_none=True)
 
 
 def make_business_backend(settings: Settings, *, timeout: float | None = None) -> BusinessBackend:

@@ -49,9 +49,14 @@ Handler = Callable[[dict[str, Any], ToolContext], Awaitable[dict[str, Any]]]
 class Tool:
     name: str
     description: str
-    parameters: dict[str, Any]
+    # A schema, or a function that builds the current one (e.g. from the business's list of services).
+    parameters: dict[str, Any] | Callable[[], dict[str, Any]]
     handler: Handler
     timeout_seconds: float | None = None
+
+    def current_parameters(self) -> dict[str, Any]:
+        """The JSON schema of the arguments as it stands now."""
+        return self.parameters() if callable(self.parameters) else self.parameters
 
     def schema(self) -> dict[str, Any]:
         """The Realtime session's function tool entry."""
@@ -59,7 +64,7 @@ class Tool:
             "type": "function",
             "name": self.name,
             "description": self.description,
-            "parameters": self.parameters,
+            "parameters": self.current_parameters(),
         }
 
 
@@ -134,7 +139,8 @@ def _parse_arguments(arguments_json: str, tool: Tool) -> dict[str, Any]:
         raise ToolError("bad_arguments", "The arguments were not valid JSON.") from None
     if not isinstance(arguments, dict):
         raise ToolError("bad_arguments", "The arguments must be an object.")
-    missing = [key for key in tool.parameters.get("required", []) if arguments.get(key) in (None, "")]
+    required = tool.current_parameters().get("required", [])
+    missing = [key for key in required if arguments.get(key) in (None, "")]
     if missing:
         raise ToolError("missing_arguments", f"Missing: {', '.join(missing)}.", missing=missing)
     return arguments

@@ -7,6 +7,9 @@
 - idle: the caller goes quiet; "are you still there?" after 4 s, goodbye and hang-up after 8 s.
 - cap: a 30 s call limit with a heads-up 10 s before; the agent wraps up and hangs up at the limit.
 
+`--business` picks the demo business (app/sim/demo_profiles.py): the booking asks for its first service, and
+the hours line says when it closes today.
+
 The model's turns are consumed in order by every in-conversation response, including the relay's own
 lines (idle prompt, cap warning, goodbyes), so each scenario scripts those too, in the order they come.
 The cap scenario leaves the caller's question well clear of the heads-up so the two never swap turns.
@@ -20,6 +23,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from app.sim.call_command import Step
+from app.sim.demo_profiles import DENTAL, DemoProfile
 from app.sim.realtime_script import SimTurn
 
 SCENARIOS = ("booking", "transfer", "hangup", "idle", "cap")
@@ -46,26 +50,35 @@ def _next_weekday_at_ten(zone: ZoneInfo) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(10, 0), zone)
 
 
-def _booking(zone: ZoneInfo) -> DemoScenario:
+def _hours_today(profile: DemoProfile, zone: ZoneInfo) -> str:
+    window = profile.hours[dt.datetime.now(zone).weekday()]
+    if window is None:
+        return "We're closed today, but I can book you in for another day."
+    closes = dt.datetime.strptime(window[1], "%H:%M").strftime("%I:%M %p").lstrip("0").replace(":00", "")
+    return f"We're open today until {closes}."
+
+
+def _booking(zone: ZoneInfo, profile: DemoProfile) -> DemoScenario:
     slot = _next_weekday_at_ten(zone)
     day_name = slot.strftime("%A")
+    service = profile.services[0]
     lines = [
         "Hi, what are your opening hours today?",
-        f"Great. Can I book a cleaning on {day_name} at ten? My name is Alex Morgan.",
+        f"Great. Can I book a {service.name.lower()} on {day_name} at ten? My name is Alex Morgan.",
         "Perfect, thank you. Bye!",
     ]
     turns = [
         SimTurn(
             hears=lines[0], say="Let me check that for you.", tool="lookup_hours", arguments={"date": "today"}
         ),
-        SimTurn(say="We're open today until five in the afternoon."),
+        SimTurn(say=_hours_today(profile, zone)),
         SimTurn(
             hears=lines[1],
             say="One moment while I book that.",
             tool="book_appointment",
-            arguments={"name": "Alex Morgan", "service": "cleaning", "start": slot.isoformat()},
+            arguments={"name": "Alex Morgan", "service": service.id, "start": slot.isoformat()},
         ),
-        SimTurn(say=f"You're all set, Alex: a cleaning on {day_name} at ten."),
+        SimTurn(say=f"You're all set, Alex: a {service.name.lower()} on {day_name} at ten."),
         SimTurn(hears=lines[2], say="Thanks for calling. Goodbye!"),
     ]
     about = "hours and a booking answered with tools; the caller hangs up after the goodbye"
@@ -104,8 +117,8 @@ def _hangup() -> DemoScenario:
     return DemoScenario("hangup", about, [("say", line)], [turn], "agent_hung_up", stay=15)
 
 
-def _idle() -> DemoScenario:
-    line = "Hi, do you take walk-ins for cleanings?"
+def _idle(profile: DemoProfile) -> DemoScenario:
+    line = f"Hi, do you take walk-ins for a {profile.services[0].name.lower()}?"
     turns = [
         SimTurn(hears=line, say="We do, but booking ahead is best. Would you like me to find you a time?"),
         SimTurn(say="Are you still there?"),
@@ -116,10 +129,11 @@ def _idle() -> DemoScenario:
     return DemoScenario("idle", about, [("say", line)], turns, "idle", settings=settings, stay=30)
 
 
-def _cap() -> DemoScenario:
-    line = "Hi, do you do teeth whitening?"
+def _cap(profile: DemoProfile) -> DemoScenario:
+    line = "Hi, can you tell me what you offer?"
+    offered = ", ".join(service.name.lower() for service in profile.services)
     turns = [
-        SimTurn(hears=line, say="We do: whitening in the office in about an hour, or a take-home kit."),
+        SimTurn(hears=line, say=f"Of course. We offer {offered}."),
         SimTurn(say="Just a heads-up: this call has a time limit, so we'll need to wrap up shortly."),
         SimTurn(say="We've reached the time limit for this call. Please call back any time. Goodbye!"),
     ]
@@ -133,11 +147,15 @@ def _cap() -> DemoScenario:
     return DemoScenario("cap", about, [("say", line)], turns, "capped", settings=settings, stay=45)
 
 
-def build_scenario(name: str, zone: ZoneInfo) -> DemoScenario:
-    """The scenario called ``name`` (one of `SCENARIOS`); dates are in the business's ``zone``."""
+def build_scenario(name: str, zone: ZoneInfo, profile: DemoProfile = DENTAL) -> DemoScenario:
+    """The scenario called ``name`` (one of `SCENARIOS`) at ``profile``'s business, in its ``zone``."""
     if name == "booking":
-        return _booking(zone)
-    builders = {"transfer": _transfer, "hangup": _hangup, "idle": _idle, "cap": _cap}
+        return _booking(zone, profile)
+    if name == "idle":
+        return _idle(profile)
+    if name == "cap":
+        return _cap(profile)
+    builders = {"transfer": _transfer, "hangup": _hangup}
     if name not in builders:
         raise ValueError(f"unknown demo scenario {name!r}; pick one of {', '.join(SCENARIOS)}")
     return builders[name]()

@@ -21,6 +21,8 @@ from app.calls.relay import Relay
 from app.main import create_app
 from app.metrics_server import MetricsServer, serve_metrics
 from app.settings import Settings, load_settings
+from app.sim.demo_business import create_demo_business_app
+from app.sim.demo_profiles import DemoProfile
 from app.sim.realtime_script import SimTurn
 from app.sim.realtime_server import RealtimeSimulator
 from app.sim.twilio_caller import SimulatedCaller
@@ -98,9 +100,14 @@ async def local_stack(
     sim_options: dict[str, Any] | None = None,
     twilio_rest: bool = False,
     metrics_port: int | None = None,
+    business: DemoProfile | None = None,
 ) -> AsyncIterator[LocalStack]:
     """Run the simulator and the relay until the block exits; with `metrics_port` (0: any free port) also
-    serve the relay's metrics on 127.0.0.1 as `voice-agent serve` does."""
+    serve the relay's metrics on 127.0.0.1 as `voice-agent serve` does.
+
+    With `business`, that demo business's backend is served on its own loopback port and the relay is set up
+    for it (`BUSINESS_API_BASE` and the profile's name, kind and time zone) exactly as for a real backend.
+    """
     sim = RealtimeSimulator(
         script=script,
         first_audio_delay=first_audio_delay,
@@ -113,6 +120,7 @@ async def local_stack(
     rest = SimulatedTwilioRest(account_sid, auth_token) if twilio_rest else None
     if rest is not None:
         rest.start()
+    backend = await serve_in_background(create_demo_business_app(profile=business)) if business else None
     try:
         overrides: dict[str, Any] = {
             "openai_api_key": "sk-sim",
@@ -124,6 +132,8 @@ async def local_stack(
             "business_api_base": None,
             "redis_url": None,
         }
+        if business is not None and backend is not None:
+            overrides.update(business.settings(), business_api_base=f"http://127.0.0.1:{bound_port(backend)}")
         overrides.update(settings_overrides or {})
         settings = load_settings(_env_file=None, **overrides)
         event_sink = sink if sink is not None else MemorySink()
@@ -152,6 +162,8 @@ async def local_stack(
                 await asyncio.to_thread(metrics.close)
             await stop_server(server)
     finally:
+        if backend is not None:
+            await stop_server(backend)
         if rest is not None:
             rest.stop()
         await sim.stop()

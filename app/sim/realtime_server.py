@@ -38,6 +38,8 @@ __all__ = ["RealtimeSimulator", "SimSession", "SimTurn"]
 log = logging.getLogger(__name__)
 
 REALTIME_PATH = "/v1/realtime"
+MODELS_PATH = "/v1/models"  # a plain GET, answered on the same port (what `voice-agent doctor` asks first)
+MODELS = ("gpt-realtime", "gpt-realtime-mini", "gpt-4o-mini", "gpt-4o-mini-transcribe")
 MAX_EVENT_BYTES = 16 * 1024 * 1024  # the service accepts up to 15 MiB of audio per append
 
 
@@ -77,6 +79,7 @@ class RealtimeSimulator:
         self.fail_auth = fail_auth
         self.reject_with_error = reject_with_error
         self.session_cap_seconds = session_cap_seconds
+        self.models: list[str] = list(MODELS)  # what GET /v1/models lists for the key
         self.sessions: list[SimSession] = []
         self.validation_errors: list[str] = []
         self.race_errors: list[str] = []
@@ -166,8 +169,29 @@ class RealtimeSimulator:
         self.rejected_handshakes.append(int(status))
         return response
 
+    def _json(self, connection: ServerConnection, status: HTTPStatus, body: dict[str, Any]) -> Response:
+        response = connection.respond(status, json.dumps(body))
+        del response.headers["Content-Type"]
+        response.headers["Content-Type"] = "application/json"
+        return response
+
+    def _list_models(self, connection: ServerConnection, request: Request) -> Response:
+        if self.fail_auth or request.headers.get("Authorization", "") != f"Bearer {self.api_key}":
+            error = {
+                "message": "Incorrect API key provided.",
+                "type": "invalid_request_error",
+                "code": "invalid_api_key",
+            }
+            return self._json(connection, HTTPStatus.UNAUTHORIZED, {"error": {**error, "param": None}})
+        listed = [
+            {"id": model, "object": "model", "created": 0, "owned_by": "system"} for model in self.models
+        ]
+        return self._json(connection, HTTPStatus.OK, {"object": "list", "data": listed})
+
     def _check_upgrade(self, connection: ServerConnection, request: Request) -> Response | None:
         url = urlsplit(request.path)
+        if url.path.rstrip("/") == MODELS_PATH:
+            return self._list_models(connection, request)
         if url.path.rstrip("/") != REALTIME_PATH:
             return self._reject(
                 connection,

@@ -1,7 +1,8 @@
-"""A simulated Twilio REST API (the 2010-04-01 Calls/Recordings/Participants subset the relay uses).
+"""A simulated Twilio REST API (the 2010-04-01 subset the product uses): calls, recordings, participants
+(app/sim/twilio_rest_calls.py) and the account's phone numbers (app/sim/twilio_rest_numbers.py).
 
 It records every request, answers with JSON shaped like Twilio's, checks HTTP basic auth (account sid +
-auth token) and returns Twilio's error JSON (``{"code": 20404, ...}``) for unknown calls, so the real
+auth token) and returns Twilio's error JSON (``{"code": 20404, ...}``) for unknown resources, so the real
 ``twilio`` SDK parses its answers and raises ``TwilioRestException`` exactly as against Twilio.
 
 Pointing the ``twilio`` SDK at it (the relay's ``TWILIO_API_BASE_URL`` uses the same mechanism): every
@@ -11,11 +12,12 @@ Pointing the ``twilio`` SDK at it (the relay's ``TWILIO_API_BASE_URL`` uses the 
     client = Client(account_sid, auth_token)            # or http_client=AsyncTwilioHttpClient()
     client.api.base_url = "http://127.0.0.1:PORT"        # any scheme://host[:port], no trailing path
 
-``client.calls(sid).update(...)``, ``client.calls.create(...)``, ``client.calls(sid).recordings.create(...)``
-and ``client.conferences(name).participants.create(...)`` (sync and ``*_async``) all go to that origin.
-``twilio_client_for`` below does exactly this. One caveat: the SDK rewrites hostnames when an edge or
-region is configured (``TWILIO_EDGE``/``TWILIO_REGION`` in the environment, or ``edge=``/``region=``),
-which would mangle a local address, so leave both unset when overriding the base URL.
+``client.calls(sid).update(...)``, ``client.calls.create(...)``, ``client.calls(sid).recordings.create(...)``,
+``client.conferences(name).participants.create(...)`` and ``client.incoming_phone_numbers...`` (sync and
+``*_async``) all go to that origin. ``twilio_client_for`` below does exactly this. One caveat: the SDK
+rewrites hostnames when an edge or region is configured (``TWILIO_EDGE``/``TWILIO_REGION`` in the
+environment, or ``edge=``/``region=``), which would mangle a local address, so leave both unset when
+overriding the base URL.
 
 The server runs uvicorn on 127.0.0.1 (a free port) in a background thread, so blocking SDK calls from the
 test's own thread or event loop work. ``link_caller`` makes a call update behave like Twilio's: new TwiML or
@@ -26,54 +28,32 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import concurrent.futures
 import secrets
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.utils import format_datetime
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from twilio.rest import Client
 
+from app.sim.twilio_rest_calls import CallsResource, SimulatedCall, StreamEnder
+from app.sim.twilio_rest_common import RecordedRequest, twilio_error
+from app.sim.twilio_rest_numbers import NumbersResource, SimulatedNumber
 from app.sim.twilio_webhook import new_sid as new_sid
 
-API_PREFIX = "/2010-04-01/Accounts/{account_sid}"
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    """One request the simulated API received. ``form`` keeps the last value of each field, ``multi`` all."""
-
-    method: str
-    path: str
-    form: dict[str, str]
-    multi: dict[str, list[str]] = field(default_factory=dict)
-
-
-@dataclass
-class SimulatedCall:
-    """A call the simulated account knows about."""
-
-    sid: str
-    status: str = "in-progress"
-    to: str = "+14155550199"
-    from_: str = "+14155550100"
-    direction: str = "inbound"
-
-
-class StreamEnder(Protocol):
-    """What ``link_caller`` needs from a simulated caller: its call sid and a way to end its stream."""
-
-    call_sid: str
-
-    def hang_up(self) -> Awaitable[None]: ...
+__all__ = [
+    "RecordedRequest",
+    "SimulatedCall",
+    "SimulatedNumber",
+    "SimulatedTwilioRest",
+    "StreamEnder",
+    "new_sid",
+    "twilio_client_for",
+]
 
 
 def twilio_client_for(base_url: str, account_sid: str, auth_token: str, **kwargs: Any) -> Client:
@@ -81,20 +61,6 @@ def twilio_client_for(base_url: str, account_sid: str, auth_token: str, **kwargs
     client = Client(account_sid, auth_token, **kwargs)
     client.api.base_url = base_url.rstrip("/")
     return client
-
-
-def _now_rfc2822() -> str:
-    return format_datetime(datetime.now(UTC))
-
-
-def _error(status: int, code: int, message: str) -> JSONResponse:
-    body = {
-        "code": code,
-        "message": message,
-        "more_info": f"https://www.twilio.com/docs/errors/{code}",
-        "status": status,
-    }
-    return JSONResponse(body, status_code=status)
 
 
 class SimulatedTwilioRest:
@@ -105,10 +71,8 @@ class SimulatedTwilioRest:
         self.auth_token = auth_token
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
-        self._calls: dict[str, SimulatedCall] = {}
-        self._conference_sids: dict[str, str] = {}
-        self._linked: dict[str, tuple[StreamEnder, asyncio.AbstractEventLoop]] = {}
-        self._pending_hangups: list[concurrent.futures.Future[None]] = []
+        self.calls = CallsResource(account_sid, self._lock)
+        self.numbers = NumbersResource(account_sid, self._lock)
         self._failure_status: int | None = None
         self._failures_left: int | None = None
         self._delay_seconds = 0.0
@@ -155,8 +119,7 @@ class SimulatedTwilioRest:
 
     def stop(self) -> None:
         """Stop the server and wait for its thread; cancels stream endings still in flight."""
-        for pending in self._pending_hangups:
-            pending.cancel()
+        self.calls.cancel_pending()
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None:
@@ -188,20 +151,23 @@ class SimulatedTwilioRest:
 
     def add_call(self, call_sid: str, *, status: str = "in-progress", **details: str) -> SimulatedCall:
         """Make a call known (e.g. the simulated caller's inbound call) so requests about it succeed."""
-        call = SimulatedCall(sid=call_sid, status=status, **details)
-        with self._lock:
-            self._calls[call_sid] = call
-        return call
+        return self.calls.add(call_sid, status=status, **details)
 
     def call(self, call_sid: str) -> SimulatedCall | None:
         """The call's current record, or None if unknown."""
-        with self._lock:
-            return self._calls.get(call_sid)
+        return self.calls.get(call_sid)
 
     def set_status(self, call_sid: str, status: str) -> None:
         """Change a known call's status (``completed``, ``in-progress``, ...)."""
-        with self._lock:
-            self._calls[call_sid].status = status
+        self.calls.set_status(call_sid, status)
+
+    def add_number(self, phone_number: str, **config: Any) -> SimulatedNumber:
+        """Give the account a phone number, optionally configured (``voice_url=...``, ``trunk_sid=...``)."""
+        return self.numbers.add(phone_number, **config)
+
+    def number(self, phone_number: str) -> SimulatedNumber | None:
+        """The account's record of ``phone_number``, or None."""
+        return self.numbers.find(phone_number)
 
     def set_failure(self, status: int | None = 500, *, times: int | None = None) -> None:
         """Answer the next ``times`` requests (all if None) with ``status``; ``status=None`` heals."""
@@ -218,9 +184,7 @@ class SimulatedTwilioRest:
 
         Must be called from the event loop the caller runs on.
         """
-        self.add_call(caller.call_sid)
-        with self._lock:
-            self._linked[caller.call_sid] = (caller, asyncio.get_running_loop())
+        self.calls.link(caller, asyncio.get_running_loop())
 
     async def wait_for_request(
         self, predicate: Callable[[RecordedRequest], bool], timeout: float = 5.0
@@ -251,57 +215,6 @@ class SimulatedTwilioRest:
                     return status
             return self._failure_status
 
-    def _call_json(self, call: SimulatedCall) -> dict[str, Any]:
-        uri = f"/2010-04-01/Accounts/{self.account_sid}/Calls/{call.sid}.json"
-        now = _now_rfc2822()
-        return {
-            "sid": call.sid,
-            "account_sid": self.account_sid,
-            "parent_call_sid": None,
-            "date_created": now,
-            "date_updated": now,
-            "to": call.to,
-            "to_formatted": call.to,
-            "from": call.from_,
-            "from_formatted": call.from_,
-            "phone_number_sid": None,
-            "status": call.status,
-            "start_time": now,
-            "end_time": now if call.status == "completed" else None,
-            "duration": None,
-            "price": None,
-            "price_unit": "USD",
-            "direction": call.direction,
-            "answered_by": None,
-            "api_version": "2010-04-01",
-            "forwarded_from": None,
-            "group_sid": None,
-            "caller_name": None,
-            "queue_time": "0",
-            "trunk_sid": None,
-            "uri": uri,
-            "subresource_uris": {"recordings": uri.replace(".json", "/Recordings.json")},
-        }
-
-    def _end_linked_stream(self, call_sid: str) -> None:
-        with self._lock:
-            linked = self._linked.pop(call_sid, None)
-        if linked is not None:
-            caller, loop = linked
-            # Owned here and cancelled on exit; the coroutine itself runs on the caller's loop.
-            self._pending_hangups.append(asyncio.run_coroutine_threadsafe(_await(caller.hang_up()), loop))
-
-    def _update_call(self, call_sid: str, form: dict[str, str]) -> JSONResponse:
-        with self._lock:
-            call = self._calls.get(call_sid)
-            if call is not None and form.get("Status") in {"completed", "canceled"}:
-                call.status = "completed"
-        if call is None:
-            return _error(404, 20404, f"The requested resource {call_sid} was not found")
-        if {"Twiml", "Url"} & form.keys() or form.get("Status") in {"completed", "canceled"}:
-            self._end_linked_stream(call_sid)
-        return JSONResponse(self._call_json(call))
-
     async def _admit(self, request: Request, account_sid: str) -> tuple[dict[str, str], JSONResponse | None]:
         """Record the request, then apply the delay, auth and failure knobs; returns (form, refusal)."""
         form_data = await request.form()
@@ -309,122 +222,20 @@ class SimulatedTwilioRest:
         for key, value in form_data.multi_items():
             multi.setdefault(key, []).append(str(value))
         form = {key: values[-1] for key, values in multi.items()}
+        query = dict(request.query_params)
         with self._lock:
-            self._requests.append(RecordedRequest(request.method, request.url.path, form, multi))
+            self._requests.append(RecordedRequest(request.method, request.url.path, form, multi, query))
         if self._delay_seconds:
             await asyncio.sleep(self._delay_seconds)
         if not self._authorised(request, account_sid):
-            return form, _error(401, 20003, "Authenticate")
+            return form, twilio_error(401, 20003, "Authenticate")
         failure = self._take_failure()
         if failure is not None:
-            return form, _error(failure, 20500, "Internal Server Error (simulated)")
+            return form, twilio_error(failure, 20500, "Internal Server Error (simulated)")
         return form, None
 
     def _build_app(self) -> FastAPI:
         app = FastAPI()
-        calls_path = API_PREFIX + "/Calls"
-
-        @app.post(calls_path + ".json")
-        async def create_call(account_sid: str, request: Request) -> JSONResponse:
-            form, refusal = await self._admit(request, account_sid)
-            if refusal is not None:
-                return refusal
-            call = SimulatedCall(
-                sid=new_sid("CA"),
-                status="queued",
-                to=form.get("To", ""),
-                from_=form.get("From", ""),
-                direction="outbound-api",
-            )
-            with self._lock:
-                self._calls[call.sid] = call
-            return JSONResponse(self._call_json(call), status_code=201)
-
-        @app.post(calls_path + "/{call_sid}.json")
-        async def update_call(account_sid: str, call_sid: str, request: Request) -> JSONResponse:
-            form, refusal = await self._admit(request, account_sid)
-            if refusal is not None:
-                return refusal
-            return self._update_call(call_sid, form)
-
-        @app.get(calls_path + "/{call_sid}.json")
-        async def fetch_call(account_sid: str, call_sid: str, request: Request) -> JSONResponse:
-            _, refusal = await self._admit(request, account_sid)
-            if refusal is not None:
-                return refusal
-            call = self.call(call_sid)
-            if call is None:
-                return _error(404, 20404, f"The requested resource {call_sid} was not found")
-            return JSONResponse(self._call_json(call))
-
-        @app.post(calls_path + "/{call_sid}/Recordings.json")
-        async def start_recording(account_sid: str, call_sid: str, request: Request) -> JSONResponse:
-            form, refusal = await self._admit(request, account_sid)
-            if refusal is not None:
-                return refusal
-            if self.call(call_sid) is None:
-                return _error(404, 20404, f"The requested resource {call_sid} was not found")
-            sid = new_sid("RE")
-            body = {
-                "sid": sid,
-                "account_sid": self.account_sid,
-                "call_sid": call_sid,
-                "conference_sid": None,
-                "api_version": "2010-04-01",
-                "date_created": _now_rfc2822(),
-                "date_updated": _now_rfc2822(),
-                "start_time": _now_rfc2822(),
-                "duration": "-1",
-                "price": None,
-                "price_unit": "USD",
-                "status": "in-progress",
-                "channels": 2 if form.get("RecordingChannels") == "dual" else 1,
-                "source": "StartCallRecordingAPI",
-                "error_code": None,
-                "track": form.get("RecordingTrack", "both"),
-                "uri": f"/2010-04-01/Accounts/{self.account_sid}/Calls/{call_sid}/Recordings/{sid}.json",
-            }
-            return JSONResponse(body, status_code=201)
-
-        @app.post(API_PREFIX + "/Conferences/{conference}/Participants.json")
-        async def add_participant(account_sid: str, conference: str, request: Request) -> JSONResponse:
-            form, refusal = await self._admit(request, account_sid)
-            if refusal is not None:
-                return refusal
-            call = SimulatedCall(
-                sid=new_sid("CA"),
-                status="queued",
-                to=form.get("To", ""),
-                from_=form.get("From", ""),
-                direction="outbound-api",
-            )
-            with self._lock:
-                self._calls[call.sid] = call
-                conference_sid = self._conference_sids.setdefault(
-                    conference, conference if conference.startswith("CF") else new_sid("CF")
-                )
-            body = {
-                "account_sid": self.account_sid,
-                "call_sid": call.sid,
-                "conference_sid": conference_sid,
-                "label": form.get("Label"),
-                "call_sid_to_coach": form.get("CallSidToCoach"),
-                "coaching": form.get("Coaching") == "true",
-                "date_created": _now_rfc2822(),
-                "date_updated": _now_rfc2822(),
-                "end_conference_on_exit": form.get("EndConferenceOnExit") == "true",
-                "start_conference_on_enter": form.get("StartConferenceOnEnter", "true") == "true",
-                "muted": form.get("Muted") == "true",
-                "hold": False,
-                "status": "queued",
-                "queue_time": "0",
-                "uri": f"/2010-04-01/Accounts/{self.account_sid}/Conferences/{conference_sid}"
-                f"/Participants/{call.sid}.json",
-            }
-            return JSONResponse(body, status_code=201)
-
+        self.calls.register(app, self._admit)
+        self.numbers.register(app, self._admit)
         return app
-
-
-async def _await(awaitable: Awaitable[None]) -> None:
-    await awaitable

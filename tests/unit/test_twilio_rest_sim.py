@@ -75,7 +75,7 @@ def test_create_call_recording_and_conference_participant(twilio_api: SimulatedT
         to="+14155550123",
         from_="+14155550199",
         twiml="<Response><Say>Summary</Say></Response>",
-        status_callback="https://voice.example.com/twilio/status",
+        status_callback="https://voice.example.com/twilio/call/status",
         status_callback_event=["initiated", "completed"],
     )
     recording = client.calls(created.sid).recordings.create(recording_channels="dual")
