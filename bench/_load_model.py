@@ -1,0 +1,279 @@
+"""The model side of the load bench: the full Realtime simulator in its own process(es), tapped.
+
+`app.sim.realtime_server.RealtimeSimulator` runs unchanged (every event either way still validated against
+the openai SDK's models, server VAD on the caller's audio, tool calls, cancels); this subclass only taps its
+sockets:
+
+- every reply is `reply_seconds` of digital silence with a marked tone burst every `BURST_PERIOD_MS`
+  (bench._load_tones), starting on a delta boundary; the tap stamps each delta that opens a burst just
+  before it goes on the wire;
+- the caller's appended audio is fed to a burst detector, stamped as the message reaches the session;
+- each connection gets a global number from a counter shared with the load workers, which is how a worker
+  learns which model session carries which of its calls (it dials under a shared lock and waits for the
+  counter to move).
+
+Several processes may serve one port (SO_REUSEPORT) so that the model side is not what saturates first.
+The parent talks to each over a pipe: ("collect",) -> ("traces", {number: SessionTrace}, errors).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import multiprocessing
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from functools import cache
+from multiprocessing.connection import Connection
+from multiprocessing.sharedctypes import Synchronized
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from websockets.asyncio.server import serve
+
+from app.sim.realtime_audio import OUTPUT_RATE
+from app.sim.realtime_server import MAX_EVENT_BYTES, RealtimeSimulator, SimSession, SimTurn
+from bench._load_tones import FREQUENCIES, BurstDetector, burst
+
+BURST_PERIOD_MS = 200  # one burst per 200 ms each way; a multiple of every delta size offered
+_DELTA_NEEDLE = '"response.output_audio.delta"'
+_APPEND_NEEDLE = '"input_audio_buffer.append"'
+_ITEM_KEY = '"item_id": "'
+RECORD_TRIM_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """How the simulated model talks during the bench."""
+
+    delta_ms: int = 20  # audio per output delta
+    reply_seconds: float = 4.0  # every reply streams this much audio (unless interrupted)
+    first_audio_delay: float = 0.3  # response.create -> first audio delta
+    realtime_factor: float = 1.0  # deltas paced at real time
+
+
+@dataclass
+class SessionTrace:
+    """What one model session saw: bursts it sent and bursts found in the caller's audio (perf_counter)."""
+
+    sent: list[tuple[float, int]] = field(default_factory=list)  # (stamp before the send, code)
+    received: list[tuple[float, int]] = field(default_factory=list)  # (arrival of the append, code)
+
+
+@cache
+def reply_audio(seconds: float) -> npt.NDArray[np.int16]:
+    """24 kHz reply audio: silence with a burst at every BURST_PERIOD_MS, codes cycling 0, 1, 2, 3."""
+    samples = np.zeros(int(seconds * OUTPUT_RATE), dtype=np.int16)
+    step = OUTPUT_RATE * BURST_PERIOD_MS // 1000
+    for index, start in enumerate(range(0, len(samples), step)):
+        tone = burst(OUTPUT_RATE, index % len(FREQUENCIES))[: len(samples) - start]
+        samples[start : start + len(tone)] = tone
+    return samples
+
+
+def load_script(turns: int = 20_000) -> list[SimTurn]:
+    """Shared by all sessions: plain replies, and every third one says a line then calls a tool."""
+    pattern = [
+        SimTurn(say="Here is a long answer."),
+        SimTurn(say="Let me check that for you.", tool="lookup_hours", arguments={"date": "today"}),
+        SimTurn(say="Anything else I can do?"),
+    ]
+    return [pattern[index % len(pattern)] for index in range(turns)]
+
+
+class _Tap:
+    """Wraps one server connection: stamps outgoing burst deltas, detects bursts in appended audio."""
+
+    def __init__(self, ws: Any, simulator: TracedSimulator, trace: SessionTrace) -> None:
+        self._ws = ws
+        self._simulator = simulator
+        self._trace = trace
+        self._item = ""
+        self._delta_index = 0
+        self._detector: BurstDetector | None = None
+        self._session: SimSession | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ws, name)
+
+    async def send(self, message: Any, *args: Any, **kwargs: Any) -> None:
+        if isinstance(message, str) and _DELTA_NEEDLE in message:
+            self._stamp_delta(message)
+        await self._ws.send(message, *args, **kwargs)
+
+    def _stamp_delta(self, message: str) -> None:
+        start = message.find(_ITEM_KEY) + len(_ITEM_KEY)
+        item = message[start : message.find('"', start)]
+        if item != self._item:
+            self._item, self._delta_index = item, 0
+        position_ms = self._delta_index * self._simulator.config.delta_ms
+        self._delta_index += 1
+        if position_ms % BURST_PERIOD_MS == 0:
+            code = position_ms // BURST_PERIOD_MS % len(FREQUENCIES)
+            self._trace.sent.append((time.perf_counter(), code))
+
+    async def __aiter__(self) -> AsyncIterator[Any]:
+        async for message in self._ws:
+            if isinstance(message, str) and _APPEND_NEEDLE in message:
+                self._on_append(message, time.perf_counter())
+            yield message
+
+    def _on_append(self, message: str, arrived: float) -> None:
+        try:
+            data = base64.b64decode(json.loads(message)["audio"])
+        except (ValueError, KeyError, TypeError):
+            return  # the simulator itself answers a malformed append
+        if self._session is None:
+            self._session = next(s for s in reversed(self._simulator.sessions) if s.ws is self)
+        kind = self._session.input.format.kind
+        detector = self._detector
+        if detector is None or detector.rate != (24_000 if kind == "audio/pcm" else 8_000):
+            detector = self._detector = BurstDetector(24_000 if kind == "audio/pcm" else 8_000)
+        before = len(detector.found)
+        if kind == "audio/pcm":
+            detector.feed_pcm16(data, arrived)
+        else:
+            detector.feed_mulaw(data, arrived)
+        for found in detector.found[before:]:
+            self._trace.received.append((found.arrived, found.code))
+
+
+class TracedSimulator(RealtimeSimulator):
+    """The Realtime simulator with tapped sockets, a shared session counter and SO_REUSEPORT."""
+
+    def __init__(self, config: ModelConfig, counter: Synchronized[int], port: int) -> None:
+        super().__init__(
+            script=load_script(),
+            greeting="Thanks for calling.",
+            first_audio_delay=config.first_audio_delay,
+            delta_ms=config.delta_ms,
+            realtime_factor=config.realtime_factor,
+            tts=lambda text: reply_audio(config.reply_seconds),
+            port=port,
+        )
+        self.config = config
+        self.counter = counter
+        self.traces: dict[int, SessionTrace] = {}
+
+    async def start(self) -> None:
+        """As the parent's, plus reuse_port so sibling processes can share the port."""
+        self._server = await serve(
+            self._serve_connection,
+            self.host,
+            self.port,
+            process_request=self._check_upgrade,
+            compression=None,
+            max_size=MAX_EVENT_BYTES,
+            reuse_port=True,
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _serve_connection(self, ws: Any) -> None:
+        with self.counter.get_lock():
+            number = self.counter.value
+            self.counter.value += 1
+        trace = self.traces[number] = SessionTrace()
+        await super()._serve_connection(_Tap(ws, self, trace))
+
+    def trim_records(self) -> None:
+        """Drop the per-session event records tests assert on; nothing here reads them and they grow."""
+        for session in self.sessions:
+            session.received.clear()
+            session.sent.clear()
+
+
+def serve_model(config: ModelConfig, port: int, counter: Synchronized[int], pipe: Connection) -> None:
+    """Process body: serve until the pipe says stop; answers ("collect",) with the traces."""
+    import uvloop
+
+    uvloop.run(_serve(config, port, counter, pipe))
+
+
+async def _serve(config: ModelConfig, port: int, counter: Synchronized[int], pipe: Connection) -> None:
+    simulator = TracedSimulator(config, counter, port)
+    await simulator.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_command() -> None:
+        command = pipe.recv()
+        if command[0] == "collect":
+            pipe.send(("traces", simulator.traces, list(simulator.validation_errors)))
+        else:
+            stop.set()
+
+    loop.add_reader(pipe.fileno(), on_command)
+    pipe.send(("ready", simulator.port))
+    while not stop.is_set():
+        simulator.trim_records()
+        try:
+            await asyncio.wait_for(stop.wait(), RECORD_TRIM_SECONDS)
+        except TimeoutError:
+            pass
+    loop.remove_reader(pipe.fileno())
+    await simulator.stop()
+
+
+class ModelProcesses:
+    """`count` simulator processes sharing one loopback port, and the counter that numbers sessions."""
+
+    def __init__(self, config: ModelConfig, count: int) -> None:
+        self.context = multiprocessing.get_context("spawn")
+        self.config = config
+        self.count = count
+        self.counter: Synchronized[int] = self.context.Value("q", 0)
+        self.port = 0
+        self._children: list[tuple[multiprocessing.process.BaseProcess, Connection]] = []
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def pids(self) -> list[int]:
+        return [process.pid for process, _ in self._children if process.pid is not None]
+
+    def start(self) -> None:
+        for _ in range(self.count):
+            ours, theirs = self.context.Pipe()
+            process = self.context.Process(
+                target=serve_model, args=(self.config, self.port, self.counter, theirs), daemon=True
+            )
+            process.start()
+            if not ours.poll(60):
+                raise RuntimeError("the model process did not start")
+            _, self.port = ours.recv()
+            self._children.append((process, ours))
+
+    def collect(self) -> tuple[dict[int, SessionTrace], list[str]]:
+        """Every session's trace and every validation error, from all processes."""
+        traces: dict[int, SessionTrace] = {}
+        errors: list[str] = []
+        for _, pipe in self._children:
+            pipe.send(("collect",))
+            _, found, problems = _receive(pipe)
+            traces.update(found)
+            errors += problems
+        return traces, errors
+
+    def stop(self) -> None:
+        for process, pipe in self._children:
+            try:
+                pipe.send(("stop",))
+            except OSError:
+                pass
+            process.join(10)
+            if process.is_alive():
+                process.kill()
+                process.join()
+        self._children.clear()
+
+
+def _receive(pipe: Connection, timeout: float = 60.0) -> Any:
+    if not pipe.poll(timeout):
+        raise RuntimeError("the model process did not answer")
+    return pipe.recv()
+
