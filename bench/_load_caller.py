@@ -23,8 +23,8 @@ from multiprocessing.sharedctypes import Synchronized
 from typing import Any, Protocol
 
 from app.sim.realtime_audio import mulaw_encode, synthetic_speech_seconds
-from app.sim.twilio_caller import SimulatedCaller, new_sid
-from app.sim.twilio_webhook import twilio_signature
+from app.sim.twilio_caller import SimulatedCaller
+from app.sim.twilio_webhook import new_sid, twilio_signature
 from bench._load_tones import FREQUENCIES, BurstDetector, mulaw_burst_frame
 from bench._relay_ws import WsEndpoint, connect_ws
 
@@ -117,7 +117,8 @@ class LoadCall:
         """Dial and open the stream; the dial lock makes the next model session this call's own."""
         try:
             async with asyncio.timeout(SETUP_TIMEOUT):
-                while not lock.acquire(False):  # a process lock: never block this loop's other calls
+                # A process lock: blocking on it would stall this loop's other calls, so poll it.
+                while not lock.acquire(False):  # noqa: ASYNC110
                     await asyncio.sleep(0.002)
                 try:
                     before = counter.value
@@ -139,7 +140,11 @@ class LoadCall:
         caller = SimulatedCaller(
             relay_url=self.target.url, public_base_url=PUBLIC_BASE_URL, auth_token=self.target.auth_token
         )
-        caller.call_sid, caller.stream_sid, caller.account_sid = self.call_sid, self.stream_sid, self.account_sid
+        caller.call_sid, caller.stream_sid, caller.account_sid = (
+            self.call_sid,
+            self.stream_sid,
+            self.account_sid,
+        )
         await caller.dial()
         signature = twilio_signature(self.target.auth_token, caller.stream_url, {})
         headers = {"X-Twilio-Signature": signature, "User-Agent": "Twilio.TmeWs/1.0"}
@@ -232,9 +237,10 @@ class LoadCall:
             self._play_end = arrived
             self._marks_due = deque((arrived, name) for _, name in self._marks_due)
             utterances = self.record.utterances
-            if utterances and arrived - utterances[-1] < BARGE_IN_WINDOW:
-                if not self.record.barge_ins or self.record.barge_ins[-1][0] != utterances[-1]:
-                    self.record.barge_ins.append((utterances[-1], arrived))
+            onset = utterances[-1] if utterances else None
+            reacted = bool(self.record.barge_ins) and self.record.barge_ins[-1][0] == onset
+            if onset is not None and arrived - onset < BARGE_IN_WINDOW and not reacted:
+                self.record.barge_ins.append((onset, arrived))
 
     def close(self) -> None:
         if self._timer is not None:

@@ -55,7 +55,9 @@ class Matched:
     unmatched_arrivals: int
 
 
-def match(sent: Sequence[tuple[float, int]], arrived: Sequence[tuple[float, int]], window: tuple[float, float]) -> Matched:
+def match(
+    sent: Sequence[tuple[float, int]], arrived: Sequence[tuple[float, int]], window: tuple[float, float]
+) -> Matched:
     """Pair each arrival with the latest same-code burst sent at or before it (see the module doc)."""
     by_code: dict[int, list[float]] = {}
     for stamp, code in sent:
@@ -152,7 +154,9 @@ def figures(result: PointResult) -> Figures:
         for onset, cleared in record.barge_ins
         if window[0] <= onset < window[1]
     ]
-    utterances = sum(1 for record in load_calls for onset in record.utterances if window[0] <= onset < window[1])
+    utterances = sum(
+        1 for record in load_calls for onset in record.utterances if window[0] <= onset < window[1]
+    )
     greetings = [r.greeting_ms for r in result.records if r.probe and r.greeting_ms is not None]
     calls = result.plan.calls
     own_cpu = result.peer_cpu + sum(result.model_cpu) + sum(result.worker_cpu)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import multiprocessing
 import time
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from multiprocessing.connection import Connection
 from multiprocessing.sharedctypes import Synchronized
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -127,7 +128,8 @@ class _Tap:
         except (ValueError, KeyError, TypeError):
             return  # the simulator itself answers a malformed append
         if self._session is None:
-            self._session = next(s for s in reversed(self._simulator.sessions) if s.ws is self)
+            me = cast(Any, self)
+            self._session = next(s for s in reversed(self._simulator.sessions) if s.ws is me)
         kind = self._session.input.format.kind
         detector = self._detector
         if detector is None or detector.rate != (24_000 if kind == "audio/pcm" else 8_000):
@@ -176,7 +178,8 @@ class TracedSimulator(RealtimeSimulator):
             number = self.counter.value
             self.counter.value += 1
         trace = self.traces[number] = SessionTrace()
-        await super()._serve_connection(_Tap(ws, self, trace))
+        # The session only calls what a ServerConnection offers, which _Tap forwards.
+        await super()._serve_connection(cast(Any, _Tap(ws, self, trace)))
 
     def trim_records(self) -> None:
         """Drop the per-session event records tests assert on; nothing here reads them and they grow."""
@@ -209,10 +212,8 @@ async def _serve(config: ModelConfig, port: int, counter: Synchronized[int], pip
     pipe.send(("ready", simulator.port))
     while not stop.is_set():
         simulator.trim_records()
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), RECORD_TRIM_SECONDS)
-        except TimeoutError:
-            pass
     loop.remove_reader(pipe.fileno())
     await simulator.stop()
 
@@ -261,10 +262,8 @@ class ModelProcesses:
 
     def stop(self) -> None:
         for process, pipe in self._children:
-            try:
+            with contextlib.suppress(OSError):
                 pipe.send(("stop",))
-            except OSError:
-                pass
             process.join(10)
             if process.is_alive():
                 process.kill()
@@ -276,4 +275,3 @@ def _receive(pipe: Connection, timeout: float = 60.0) -> Any:
     if not pipe.poll(timeout):
         raise RuntimeError("the model process did not answer")
     return pipe.recv()
-

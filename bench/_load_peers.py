@@ -87,7 +87,10 @@ def peer_process(kind: str, model_base_url: str, model_port: int) -> Iterator[Pe
         command = ["-m", "bench._pipecat_peer", str(port), f"ws://127.0.0.1:{model_port}/v1/realtime"]
     else:
         raise ValueError(f"unknown peer {kind!r}")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+    }
     log_file = tempfile.NamedTemporaryFile(prefix=f"load-bench-{kind}-", suffix=".log", delete=False)  # noqa: SIM115
     process = subprocess.Popen(
         [sys.executable, *command], cwd=REPO_ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT

@@ -79,7 +79,7 @@ def run_point(plan: PointPlan) -> PointResult:
             children: list[tuple[BaseProcess, Connection]] = []
             for worker_plan in split(plan.calls, worker_count(plan), plan.probes, peer.target):
                 ours, theirs = context.Pipe()
-                process = context.Process(
+                process: BaseProcess = context.Process(
                     target=run_worker, args=(worker_plan, lock, model.counter, theirs), daemon=True
                 )
                 process.start()

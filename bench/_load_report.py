@@ -46,7 +46,10 @@ ROWS: list[tuple[str, Callable[[Figures], str]]] = [
     ("in p50/p99/p999 ms", lambda c: _quantiles(c.inbound)),
     ("out p50/p99/p999 ms", lambda c: _quantiles(c.outbound)),
     ("lost caller audio", lambda c: f"{c.inbound_lost} of {c.inbound_sent}"),
-    ("CPU per call-second", lambda c: f"{c.cpu_per_call_second * 1000:.2f} ms (load {c.peer_load * 100:.0f}%)"),
+    (
+        "CPU per call-second",
+        lambda c: f"{c.cpu_per_call_second * 1000:.2f} ms (load {c.peer_load * 100:.0f}%)",
+    ),
     ("memory per call", lambda c: f"{c.memory_per_call / 1024:.0f} KiB"),
     ("greeting p50/max ms", lambda c: _spread(c.greeting)),
     ("barge-in p50/max ms", lambda c: _spread(c.barge_in) + f" of {c.utterances} said"),
@@ -71,14 +74,20 @@ def render_profile(title: str, columns: Mapping[str, Sequence[Figures]], bar_ms:
                 row.append(value(column) if column is not None else "not run")
             cells.append(row)
         cells.append([""] * (len(peers) + 1))
-    widths = [label_width] + [max([len(peer)] + [len(row[i + 1]) for row in cells]) for i, peer in enumerate(peers)]
+    widths = [label_width] + [
+        max([len(peer)] + [len(row[i + 1]) for row in cells]) for i, peer in enumerate(peers)
+    ]
     lines = [title, "=" * len(title), _line(["", *peers], widths)]
     lines += [_line(row, widths) for row in cells]
     for peer in peers:
         held = [column.calls for column in columns[peer] if holds(column, bar_ms)]
         best = max(held, default=None)
         saturated = [column.calls for column in columns[peer] if column.instrument_saturated]
-        note = f" (instrument saturated at N={saturated[0]}: re-run with more --workers/--model-procs)" if saturated else ""
+        note = (
+            f" (instrument saturated at N={saturated[0]}: re-run with more --workers/--model-procs)"
+            if saturated
+            else ""
+        )
         text = f"N={best}" if best is not None else "none of the points run"
         lines.append(f"largest N {peer} holds with p99 < {bar_ms:g} ms both ways and no errors: {text}{note}")
     lines.append("")

@@ -7,7 +7,8 @@ quiet), and the code by which of the four frequencies carries the most energy. A
 burst (the caller talking, for barge-ins) is not a burst and is skipped.
 
 The detector is fed wire audio as it arrives, in any chunking, with the arrival stamp of each chunk; an
-onset is stamped with the arrival of the chunk that carried it.
+onset is stamped with the arrival of the chunk that completed its first 1 ms block (the chunk that carried
+it, whenever chunks are whole milliseconds, as every peer's are).
 """
 
 from __future__ import annotations
@@ -145,7 +146,7 @@ class BurstDetector:
             return
         self._quiet_ms += 1
         if self._run is not None:
-            if MIN_BURST_MS <= self._run_ms:
+            if self._run_ms >= MIN_BURST_MS:
                 self.found.append(Detection(self._run_arrived, self._classify(np.concatenate(self._run))))
             self._run = None
         self._skipping = False

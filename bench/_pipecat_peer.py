@@ -115,13 +115,14 @@ def build_app(model_url: str) -> FastAPI:
             enable_rtvi=False,
         )
 
-        @transport.event_handler("on_client_connected")
         async def on_connected(transport: Any, client: Any) -> None:
             await worker.queue_frames([LLMRunFrame()])
 
-        @transport.event_handler("on_client_disconnected")
         async def on_disconnected(transport: Any, client: Any) -> None:
             await worker.cancel()
+
+        transport.add_event_handler("on_client_connected", on_connected)
+        transport.add_event_handler("on_client_disconnected", on_disconnected)
 
         await WorkerRunner(handle_sigint=False).run(worker)
 

@@ -28,7 +28,9 @@ P99_BAR_MS = 5.0
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.load_bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--calls", default=DEFAULT_CALLS, help=f"concurrent calls per point ({DEFAULT_CALLS})")
+    parser.add_argument(
+        "--calls", default=DEFAULT_CALLS, help=f"concurrent calls per point ({DEFAULT_CALLS})"
+    )
     parser.add_argument("--seconds", type=float, default=20.0, help="measured window per point (default 20)")
     parser.add_argument("--peer", choices=("relay", "pipecat", "both"), default="both")
     parser.add_argument(
@@ -37,11 +39,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="model audio per delta, one table each (20 = one Twilio frame, the worst case; 100 or 200 = "
         "what the real service sends)",
     )
-    parser.add_argument("--workers", type=int, default=0, help="load generator processes (0: one per 75 calls)")
+    parser.add_argument(
+        "--workers", type=int, default=0, help="load generator processes (0: one per 75 calls)"
+    )
     parser.add_argument("--model-procs", type=int, default=1, help="simulator processes sharing one port")
     parser.add_argument("--probes", type=int, default=3, help="greeting probe calls per point, under load")
     parser.add_argument("--bar-ms", type=float, default=P99_BAR_MS, help="the p99 added-latency bar")
-    parser.add_argument("--stop-after-fail", action="store_true", help="skip larger N once a peer fails the bar")
+    parser.add_argument(
+        "--stop-after-fail", action="store_true", help="skip larger N once a peer fails the bar"
+    )
     return parser.parse_args(argv)
 
 
