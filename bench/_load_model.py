@@ -7,13 +7,14 @@ sockets:
 - every reply is `reply_seconds` of digital silence with a marked tone burst every `BURST_PERIOD_MS`
   (bench._load_tones), starting on a delta boundary; the tap stamps each delta that opens a burst just
   before it goes on the wire;
-- the caller's appended audio is fed to a burst detector, stamped as the message reaches the session;
+- the caller's appended audio is fed to a burst detector, stamped when the message came off the socket;
 - each connection gets a global number from a counter shared with the load workers, which is how a worker
   learns which model session carries which of its calls (it dials under a shared lock and waits for the
   counter to move).
 
 Several processes may serve one port (SO_REUSEPORT) so that the model side is not what saturates first.
-The parent talks to each over a pipe: ("collect",) -> ("traces", {number: SessionTrace}, errors).
+The parent talks to each over a pipe: ("collect",) -> ("traces", {number: SessionTrace}, errors, event
+counts by type).
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ import base64
 import contextlib
 import json
 import multiprocessing
+import re
 import time
+from collections import Counter, deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from functools import cache
@@ -34,6 +37,7 @@ from typing import Any, cast
 import numpy as np
 import numpy.typing as npt
 from websockets.asyncio.server import serve
+from websockets.frames import DATA_OPCODES, Frame
 
 from app.sim.realtime_audio import OUTPUT_RATE
 from app.sim.realtime_server import MAX_EVENT_BYTES, RealtimeSimulator, SimSession, SimTurn
@@ -43,6 +47,7 @@ BURST_PERIOD_MS = 200  # one burst per 200 ms each way; a multiple of every delt
 _DELTA_NEEDLE = '"response.output_audio.delta"'
 _APPEND_NEEDLE = '"input_audio_buffer.append"'
 _ITEM_KEY = '"item_id": "'
+_TYPE = re.compile(r'"type":\s*"([^"]+)"')  # the first is the event's own in every client event
 RECORD_TRIM_SECONDS = 2.0
 
 
@@ -96,6 +101,18 @@ class _Tap:
         self._delta_index = 0
         self._detector: BurstDetector | None = None
         self._session: SimSession | None = None
+        # When each message's last frame came off the socket. The session reads messages later, after
+        # validating and handling the ones before; stamping there would charge the simulator's own queue
+        # to the peer. websockets calls process_event from data_received, once per frame, in order.
+        self._frames_at: deque[float] = deque()
+        process_event = ws.process_event
+
+        def stamp_then_process(event: object) -> None:
+            if isinstance(event, Frame) and event.fin and event.opcode in DATA_OPCODES:
+                self._frames_at.append(time.perf_counter())
+            process_event(event)
+
+        ws.process_event = stamp_then_process
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._ws, name)
@@ -118,8 +135,12 @@ class _Tap:
 
     async def __aiter__(self) -> AsyncIterator[Any]:
         async for message in self._ws:
+            arrived = self._frames_at.popleft() if self._frames_at else time.perf_counter()
             if isinstance(message, str) and _APPEND_NEEDLE in message:
-                self._on_append(message, time.perf_counter())
+                self._on_append(message, arrived)
+                self._simulator.client_events["input_audio_buffer.append"] += 1
+            elif isinstance(message, str) and (kind := _TYPE.search(message)) is not None:
+                self._simulator.client_events[kind.group(1)] += 1
             yield message
 
     def _on_append(self, message: str, arrived: float) -> None:
@@ -159,6 +180,7 @@ class TracedSimulator(RealtimeSimulator):
         self.config = config
         self.counter = counter
         self.traces: dict[int, SessionTrace] = {}
+        self.client_events: Counter[str] = Counter()  # what the peer sent, by event type
 
     async def start(self) -> None:
         """As the parent's, plus reuse_port so sibling processes can share the port."""
@@ -204,7 +226,8 @@ async def _serve(config: ModelConfig, port: int, counter: Synchronized[int], pip
     def on_command() -> None:
         command = pipe.recv()
         if command[0] == "collect":
-            pipe.send(("traces", simulator.traces, list(simulator.validation_errors)))
+            errors = list(simulator.validation_errors)
+            pipe.send(("traces", simulator.traces, errors, simulator.client_events))
         else:
             stop.set()
 
@@ -249,16 +272,18 @@ class ModelProcesses:
             _, self.port = ours.recv()
             self._children.append((process, ours))
 
-    def collect(self) -> tuple[dict[int, SessionTrace], list[str]]:
-        """Every session's trace and every validation error, from all processes."""
+    def collect(self) -> tuple[dict[int, SessionTrace], list[str], Counter[str]]:
+        """Every session's trace, every validation error and the client events by type, from all processes."""
         traces: dict[int, SessionTrace] = {}
         errors: list[str] = []
+        events: Counter[str] = Counter()
         for _, pipe in self._children:
             pipe.send(("collect",))
-            _, found, problems = _receive(pipe)
+            _, found, problems, seen = _receive(pipe)
             traces.update(found)
             errors += problems
-        return traces, errors
+            events += seen
+        return traces, errors, events
 
     def stop(self) -> None:
         for process, pipe in self._children:

@@ -14,11 +14,13 @@ import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from typing import Any
 
 from bench._load_caller import CallRecord
 from bench._load_model import ModelConfig, ModelProcesses, SessionTrace
 from bench._load_peers import peer_process
+from bench._load_profile import start_profiler
 from bench._load_worker import run_worker, split
 from bench._relay_process import cpu_seconds, machine_busy_seconds
 
@@ -37,6 +39,7 @@ class PointPlan:
     workers: int = 0  # 0: one per CALLS_PER_WORKER calls
     model_procs: int = 1
     probes: int = 3
+    profile: Path | None = None  # sample the peer with py-spy during the window, raw stacks here
 
 
 @dataclass
@@ -48,6 +51,7 @@ class PointResult:
     records: list[CallRecord]
     traces: dict[int, SessionTrace]
     model_errors: list[str]
+    client_events: dict[str, int]  # what the peer sent the simulator, by event type
     peer_errors: list[str]
     peer_cpu: float  # CPU seconds in the window
     model_cpu: list[float]  # per model process
@@ -101,10 +105,13 @@ def run_point(plan: PointPlan) -> PointResult:
                 window_end = window_start + plan.seconds
                 for _, pipe in children:
                     pipe.send(("window", window_start, window_end))
+                profiler = start_profiler(peer.pid, plan.seconds, plan.profile) if plan.profile else None
                 time.sleep(max(0.0, window_end - time.perf_counter()))
                 after = {name: [cpu_seconds(pid) for pid in group] for name, group in pids.items()}
                 machine_cpu = machine_busy_seconds() - machine_before
                 rss_loaded = peer.rss_bytes()
+                if profiler is not None:
+                    profiler.wait(60)
                 records: list[CallRecord] = []
                 for _, pipe in children:
                     records += _expect(pipe, "records", timeout=60)[1]
@@ -114,7 +121,7 @@ def run_point(plan: PointPlan) -> PointResult:
                     if process.is_alive():
                         process.kill()
                         process.join()
-            traces, model_errors = model.collect()
+            traces, model_errors, client_events = model.collect()
             peer_errors = peer.log_errors()
     finally:
         model.stop()
@@ -125,6 +132,7 @@ def run_point(plan: PointPlan) -> PointResult:
         records=records,
         traces=traces,
         model_errors=model_errors,
+        client_events=dict(client_events),
         peer_errors=peer_errors,
         peer_cpu=used["peer"][0],
         model_cpu=used["model"],

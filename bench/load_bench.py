@@ -16,10 +16,12 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from bench._load_figures import Figures, figures, holds
 from bench._load_model import ModelConfig
 from bench._load_point import PointPlan, run_point
+from bench._load_profile import summarize
 from bench._load_report import render_profile
 
 DEFAULT_CALLS = "1,25,50,100,150,200,300"
@@ -48,6 +50,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--stop-after-fail", action="store_true", help="skip larger N once a peer fails the bar"
     )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="sample each peer with py-spy during each window; raw stacks and a summary go to this folder",
+    )
     return parser.parse_args(argv)
 
 
@@ -60,6 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if 200 % delta:
             raise SystemExit(f"--delta-ms {delta}: must divide the 200 ms burst period")
     started = time.perf_counter()
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
     print(
         f"load bench: {os.cpu_count()} cores, {args.seconds:.0f} s windows, peers {', '.join(peers)}",
         file=sys.stderr,
@@ -80,15 +89,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                     workers=args.workers,
                     model_procs=args.model_procs,
                     probes=args.probes,
+                    profile=args.profile / f"{peer}-{delta}ms-{count}.txt" if args.profile else None,
                 )
                 print(f"  {delta} ms deltas: {peer} x {count} ...", file=sys.stderr, flush=True)
                 try:
-                    column = figures(run_point(plan))
+                    result = run_point(plan)
+                    column = figures(result)
                 except RuntimeError as failure:
                     print(f"  {peer} x {count} could not run: {failure}", file=sys.stderr)
                     failed.add(peer)
                     continue
                 columns[peer].append(column)
+                sent = ", ".join(f"{kind} {count}" for kind, count in sorted(result.client_events.items()))
+                print(f"  {peer} sent the simulator: {sent}", file=sys.stderr, flush=True)
+                if plan.profile is not None and plan.profile.exists():
+                    print(f"  {peer} x {count}, where the CPU went:\n{summarize(plan.profile)}", flush=True)
                 if args.stop_after_fail and not holds(column, args.bar_ms):
                     failed.add(peer)
         print(render_profile(f"{delta} ms model deltas, {args.seconds:.0f} s windows", columns, args.bar_ms))
