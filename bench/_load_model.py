@@ -192,6 +192,9 @@ class TracedSimulator(RealtimeSimulator):
             compression=None,
             max_size=MAX_EVENT_BYTES,
             reuse_port=True,
+            # websockets stops reading a socket once 16 messages wait for the session; the peer's sends
+            # would then wait on TCP and the simulator's own lag would read as the peer's latency.
+            max_queue=None,
         )
         self.port = self._server.sockets[0].getsockname()[1]
 

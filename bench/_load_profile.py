@@ -27,19 +27,24 @@ def start_profiler(pid: int, seconds: float, out: Path) -> subprocess.Popen[byte
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def _frame_name(frame: str) -> str:
-    """`function (path/to/module.py:123)` -> `module.py:function`, the line dropped so a function adds up."""
+def _frame_name(frame: str) -> tuple[str, str]:
+    """`function (pkg/module.py:123)` -> (`pkg/module.py:function`, area), the line dropped to add up.
+
+    The area is the top-level package (`websockets`, `asyncio`, `json`, ...) or, for this project's own
+    code, `app/<room>`.
+    """
     name, _, where = frame.partition(" (")
     path = where.rsplit(":", 1)[0]
     parts = path.split("/")
-    short = "/".join(parts[-2:]) if len(parts) > 1 else path
-    return f"{short}:{name}"
+    area = "/".join(parts[:2]) if parts[0] == "app" and len(parts) > 2 else parts[0]
+    return f"{path}:{name}", area.removesuffix(".py")
 
 
-def summarize(raw: Path, top: int = 15) -> str:
-    """The `top` functions by self and by inclusive samples, as text."""
+def summarize(raw: Path, top: int = 12) -> str:
+    """Self time by function and by area, and this project's functions by inclusive time, as text."""
     own: Counter[str] = Counter()
-    inclusive: Counter[str] = Counter()
+    areas: Counter[str] = Counter()
+    ours: Counter[str] = Counter()
     total = 0
     for line in raw.read_text(encoding="utf-8", errors="replace").splitlines():
         stack, _, count_text = line.rpartition(" ")
@@ -50,12 +55,14 @@ def summarize(raw: Path, top: int = 15) -> str:
         if not frames:
             continue
         total += count
-        own[frames[-1]] += count
-        for name in set(frames):
-            inclusive[name] += count
+        own[frames[-1][0]] += count
+        areas[frames[-1][1]] += count
+        for name in {name for name, area in frames if area.startswith("app/")}:
+            ours[name] += count
     if total == 0:
         return "  (no samples)"
-    lines = [f"  {total} samples; self = on top of the stack, incl = anywhere in it"]
+    lines = [f"  {total} samples ({SAMPLE_RATE}/s); self = on top of the stack, incl = anywhere in it"]
     lines += [f"  self {count / total:6.1%}  {name}" for name, count in own.most_common(top)]
-    lines += [f"  incl {count / total:6.1%}  {name}" for name, count in inclusive.most_common(top)]
+    lines += [f"  self {count / total:6.1%}  area {name}" for name, count in areas.most_common(top)]
+    lines += [f"  incl {count / total:6.1%}  {name}" for name, count in ours.most_common(top)]
     return "\n".join(lines)
