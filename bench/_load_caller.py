@@ -36,6 +36,7 @@ QUIET_AFTER_SPEECH_FRAMES = 5  # no burst right after speech (the detector needs
 UTTERANCE_GAPS = (3.0, 6.0)  # s between utterances, alternating: one lands mid-reply, one after it
 BARGE_IN_WINDOW = 2.0  # a `clear` this soon after an utterance began is its reaction
 SETUP_TIMEOUT = 15.0
+LATE_TICK_SECONDS = 0.005  # a caller frame sent this late is the load generator falling behind
 PUBLIC_BASE_URL = "https://relay.example.test"
 
 
@@ -67,6 +68,7 @@ class CallRecord:
     utterances: list[float] = field(default_factory=list)  # speech onset sent at
     barge_ins: list[tuple[float, float]] = field(default_factory=list)  # (onset sent, clear arrived)
     marks_echoed: int = 0
+    late_ticks: list[tuple[float, float]] = field(default_factory=list)  # (when, ms late) of late frames
     error: str | None = None
     closed_early: bool = False
 
@@ -111,6 +113,7 @@ class LoadCall:
         self._marks_due: deque[tuple[float, str]] = deque()
         self._detector = BurstDetector(8000)
         self._hung_up = False
+        self._loop_origin = 0.0
         self.first_audio = asyncio.Event()
 
     async def setup(self, lock: Lock, counter: Synchronized[int]) -> None:
@@ -183,6 +186,9 @@ class LoadCall:
                 self.record.closed_early = True
             return
         now = time.perf_counter()
+        late = self._loop.time() - (self._loop_origin + (self._frame + 1) * FRAME_SECONDS)
+        if late > LATE_TICK_SECONDS:
+            self.record.late_ticks.append((now, late * 1000))
         payload = self._next_payload(now)
         self._sequence += 1
         ws.send_text(

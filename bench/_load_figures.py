@@ -19,6 +19,9 @@ from bench._load_tones import FREQUENCIES
 
 MAX_MATCH_MS = 200.0 * len(FREQUENCIES)
 SATURATED = 0.85  # a process above this share of one core is saturated
+LAGGING_MS = 20.0  # the simulator reading its sockets later than this (p99) is behind
+LATE_TICK_MS = 20.0  # a caller frame this late is a generator behind real time...
+LATE_TICK_SHARE = 0.01  # ...and more than this share of them is a generator that cannot keep up
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,8 @@ class Figures:
     errors: list[str]
     worker_load: float  # busiest load worker, share of one core
     model_load: float  # busiest simulator process, share of one core
+    model_lag_p99: float  # ms between a message reaching the simulator's socket and its session
+    late_tick_share: float  # caller frames sent over LATE_TICK_MS late, of all sent in the window
     others_load: float  # cores' worth used by processes outside this run
 
     @property
@@ -115,7 +120,13 @@ class Figures:
 
     @property
     def instrument_saturated(self) -> bool:
-        return self.worker_load > SATURATED or self.model_load > SATURATED
+        """The load generators or the simulator could not keep up: the figures are theirs, not the peer's."""
+        return (
+            self.worker_load > SATURATED
+            or self.model_load > SATURATED
+            or self.model_lag_p99 > LAGGING_MS
+            or self.late_tick_share > LATE_TICK_SHARE
+        )
 
 
 def figures(result: PointResult) -> Figures:
@@ -159,6 +170,12 @@ def figures(result: PointResult) -> Figures:
     )
     greetings = [r.greeting_ms for r in result.records if r.probe and r.greeting_ms is not None]
     calls = result.plan.calls
+    late = sum(
+        1
+        for record in load_calls
+        for at, late_ms in record.late_ticks
+        if late_ms > LATE_TICK_MS and window[0] <= at < window[1]
+    )
     own_cpu = result.peer_cpu + sum(result.model_cpu) + sum(result.worker_cpu)
     return Figures(
         calls=calls,
@@ -177,6 +194,8 @@ def figures(result: PointResult) -> Figures:
         errors=errors,
         worker_load=max(result.worker_cpu, default=0.0) / seconds,
         model_load=max(result.model_cpu, default=0.0) / seconds,
+        model_lag_p99=result.model_lag_ms[0],
+        late_tick_share=late / max(1.0, calls * seconds / 0.020),
         others_load=max(0.0, result.machine_cpu - own_cpu) / seconds,
     )
 

@@ -26,6 +26,7 @@ import json
 import multiprocessing
 import re
 import time
+from array import array
 from collections import Counter, deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -67,6 +68,36 @@ class SessionTrace:
 
     sent: list[tuple[float, int]] = field(default_factory=list)  # (stamp before the send, code)
     received: list[tuple[float, int]] = field(default_factory=list)  # (arrival of the append, code)
+
+
+@dataclass
+class ModelReport:
+    """What the simulator processes saw, merged."""
+
+    traces: dict[int, SessionTrace] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    client_events: Counter[str] = field(default_factory=Counter)
+    lag_p99_ms: float = 0.0  # messages off the socket -> read by their session (the simulator's own lag)
+    lag_max_ms: float = 0.0
+
+
+class Lag:
+    """How long messages wait between the socket and their session: the simulator keeping up or not."""
+
+    def __init__(self) -> None:
+        self._arrived = array("d")
+        self._waited = array("d")
+
+    def record(self, arrived: float) -> None:
+        self._arrived.append(arrived)
+        self._waited.append(time.perf_counter() - arrived)
+
+    def worst(self, start: float, end: float) -> tuple[float, float]:
+        """(p99, max) in ms of the waits of messages that arrived in [start, end)."""
+        waits = sorted(w for a, w in zip(self._arrived, self._waited, strict=True) if start <= a < end)
+        if not waits:
+            return 0.0, 0.0
+        return waits[max(0, -(-99 * len(waits) // 100) - 1)] * 1000, waits[-1] * 1000
 
 
 @cache
@@ -136,6 +167,7 @@ class _Tap:
     async def __aiter__(self) -> AsyncIterator[Any]:
         async for message in self._ws:
             arrived = self._frames_at.popleft() if self._frames_at else time.perf_counter()
+            self._simulator.lag.record(arrived)
             if isinstance(message, str) and _APPEND_NEEDLE in message:
                 self._on_append(message, arrived)
                 self._simulator.client_events["input_audio_buffer.append"] += 1
@@ -181,6 +213,7 @@ class TracedSimulator(RealtimeSimulator):
         self.counter = counter
         self.traces: dict[int, SessionTrace] = {}
         self.client_events: Counter[str] = Counter()  # what the peer sent, by event type
+        self.lag = Lag()
 
     async def start(self) -> None:
         """As the parent's, plus reuse_port so sibling processes can share the port."""
@@ -230,7 +263,8 @@ async def _serve(config: ModelConfig, port: int, counter: Synchronized[int], pip
         command = pipe.recv()
         if command[0] == "collect":
             errors = list(simulator.validation_errors)
-            pipe.send(("traces", simulator.traces, errors, simulator.client_events))
+            lag = simulator.lag.worst(command[1], command[2])
+            pipe.send(("traces", simulator.traces, errors, simulator.client_events, lag))
         else:
             stop.set()
 
@@ -275,18 +309,18 @@ class ModelProcesses:
             _, self.port = ours.recv()
             self._children.append((process, ours))
 
-    def collect(self) -> tuple[dict[int, SessionTrace], list[str], Counter[str]]:
-        """Every session's trace, every validation error and the client events by type, from all processes."""
-        traces: dict[int, SessionTrace] = {}
-        errors: list[str] = []
-        events: Counter[str] = Counter()
+    def collect(self, window: tuple[float, float]) -> ModelReport:
+        """Traces, validation errors, client events by type and the worst lag, from all processes."""
+        report = ModelReport()
         for _, pipe in self._children:
-            pipe.send(("collect",))
-            _, found, problems, seen = _receive(pipe)
-            traces.update(found)
-            errors += problems
-            events += seen
-        return traces, errors, events
+            pipe.send(("collect", *window))
+            _, found, problems, seen, lag = _receive(pipe)
+            report.traces.update(found)
+            report.errors += problems
+            report.client_events += seen
+            report.lag_p99_ms = max(report.lag_p99_ms, lag[0])
+            report.lag_max_ms = max(report.lag_max_ms, lag[1])
+        return report
 
     def stop(self) -> None:
         for process, pipe in self._children:

@@ -52,6 +52,7 @@ class PointResult:
     traces: dict[int, SessionTrace]
     model_errors: list[str]
     client_events: dict[str, int]  # what the peer sent the simulator, by event type
+    model_lag_ms: tuple[float, float]  # (p99, max): socket -> session in the simulator
     peer_errors: list[str]
     peer_cpu: float  # CPU seconds in the window
     model_cpu: list[float]  # per model process
@@ -121,7 +122,7 @@ def run_point(plan: PointPlan) -> PointResult:
                     if process.is_alive():
                         process.kill()
                         process.join()
-            traces, model_errors, client_events = model.collect()
+            model_report = model.collect((window_start, window_end))
             peer_errors = peer.log_errors()
     finally:
         model.stop()
@@ -130,9 +131,10 @@ def run_point(plan: PointPlan) -> PointResult:
         plan=plan,
         window=(window_start, window_end),
         records=records,
-        traces=traces,
-        model_errors=model_errors,
-        client_events=dict(client_events),
+        traces=model_report.traces,
+        model_errors=model_report.errors,
+        client_events=dict(model_report.client_events),
+        model_lag_ms=(model_report.lag_p99_ms, model_report.lag_max_ms),
         peer_errors=peer_errors,
         peer_cpu=used["peer"][0],
         model_cpu=used["model"],

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
-from bench._load_figures import SATURATED, Figures, Quantiles, holds
+from bench._load_figures import (
+    LAGGING_MS,
+    LATE_TICK_MS,
+    LATE_TICK_SHARE,
+    SATURATED,
+    Figures,
+    Quantiles,
+    holds,
+)
 
 LEGEND = """\
   in / out p50/p99/p999  added latency per frame, ms: caller->model (a caller burst's frame sent -> the
@@ -18,8 +26,11 @@ LEGEND = """\
                          simulator takes 300 ms to start speaking)
   barge-in               caller speech onset sent -> `clear` at the caller (the simulator's VAD needs 30 ms
                          of speech; the relay clears itself, Pipecat on the simulator's speech_started)
-  instrument             busiest load worker / busiest simulator process, share of one core (* = over
-                         {saturated:.0%}: the figures above are the instrument's, not the peer's)
+  instrument             busiest load worker / busiest simulator process, share of one core; caller
+                         frames sent over {late_tick:.0f} ms late; p99 of how long the simulator's sessions
+                         took to read what reached its sockets. * = a process over {saturated:.0%}, over
+                         {late_share:.0%} of frames late, or a lag over {lagging:.0f} ms: the instrument could
+                         not keep up, and the figures are its own, not the peer's
   others                 cores' worth of CPU used by processes outside this run (a busy box inflates tails)"""
 
 
@@ -39,7 +50,10 @@ def _errors(column: Figures) -> str:
 
 def _instrument(column: Figures) -> str:
     flag = " *" if column.instrument_saturated else ""
-    return f"{column.worker_load * 100:.0f}% / {column.model_load * 100:.0f}%{flag}"
+    return (
+        f"{column.worker_load * 100:.0f}% / {column.model_load * 100:.0f}%, late frames "
+        f"{column.late_tick_share:.1%}, model lag {column.model_lag_p99:.0f} ms{flag}"
+    )
 
 
 ROWS: list[tuple[str, Callable[[Figures], str]]] = [
@@ -84,14 +98,18 @@ def render_profile(title: str, columns: Mapping[str, Sequence[Figures]], bar_ms:
         best = max(held, default=None)
         saturated = [column.calls for column in columns[peer] if column.instrument_saturated]
         note = (
-            f" (instrument saturated at N={saturated[0]}: re-run with more --workers/--model-procs)"
+            f" (instrument saturated at N={saturated[0]}: a quieter box, or more --workers/--model-procs)"
             if saturated
             else ""
         )
-        text = f"N={best}" if best is not None else "none of the points run"
+        text = f"N={best}" if best is not None else "none of the points measured"
         lines.append(f"largest N {peer} holds with p99 < {bar_ms:g} ms both ways and no errors: {text}{note}")
     lines.append("")
-    lines.append(LEGEND.format(saturated=SATURATED))
+    lines.append(
+        LEGEND.format(
+            saturated=SATURATED, late_tick=LATE_TICK_MS, late_share=LATE_TICK_SHARE, lagging=LAGGING_MS
+        )
+    )
     return "\n".join(lines)
 
 
