@@ -40,6 +40,7 @@ class PointPlan:
     model_procs: int = 1
     probes: int = 3
     profile: Path | None = None  # sample the peer with py-spy during the window, raw stacks here
+    pin: bool = False  # the peer alone on core 0, the instrument on the other cores
 
 
 @dataclass
@@ -100,6 +101,8 @@ def run_point(plan: PointPlan) -> PointResult:
                     "model": model.pids,
                     "workers": [p.pid for p, _ in children if p.pid is not None],
                 }
+                if plan.pin:
+                    pin(pids)
                 before = {name: [cpu_seconds(pid) for pid in group] for name, group in pids.items()}
                 machine_before = machine_busy_seconds()
                 window_start = time.perf_counter()
@@ -144,6 +147,17 @@ def run_point(plan: PointPlan) -> PointResult:
         rss_loaded=rss_loaded,
         ramp_seconds=ramp_seconds,
     )
+
+
+def pin(pids: dict[str, list[int]]) -> None:
+    """The peer on core 0 only and everything else off it: "calls per core" measured on one core."""
+    allowed = sorted(os.sched_getaffinity(0))
+    if len(allowed) < 2:
+        raise RuntimeError("--pin needs at least two cores")
+    for pid in pids["peer"]:
+        os.sched_setaffinity(pid, {allowed[0]})
+    for pid in pids["model"] + pids["workers"]:
+        os.sched_setaffinity(pid, set(allowed[1:]))
 
 
 def _expect(pipe: Connection, kind: str, *, timeout: float) -> Any:

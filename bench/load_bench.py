@@ -51,6 +51,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--stop-after-fail", action="store_true", help="skip larger N once a peer fails the bar"
     )
     parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="pin the peer to the first core and the simulator and load workers to the others",
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         help="sample each peer with py-spy during each window; raw stacks and a summary go to this folder",
@@ -89,6 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     workers=args.workers,
                     model_procs=args.model_procs,
                     probes=args.probes,
+                    pin=args.pin,
                     profile=args.profile / f"{peer}-{delta}ms-{count}.txt" if args.profile else None,
                 )
                 print(f"  {delta} ms deltas: {peer} x {count} ...", file=sys.stderr, flush=True)
