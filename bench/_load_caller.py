@@ -22,9 +22,16 @@ from functools import cache
 from multiprocessing.sharedctypes import Synchronized
 from typing import Any, Protocol
 
+import httpx
+
 from app.sim.realtime_audio import mulaw_encode, synthetic_speech_seconds
-from app.sim.twilio_caller import SimulatedCaller
-from app.sim.twilio_webhook import new_sid, twilio_signature
+from app.sim.twilio_webhook import (
+    incoming_call_form,
+    new_sid,
+    parse_connect_stream,
+    rehome_stream_url,
+    twilio_signature,
+)
 from bench._load_tones import FREQUENCIES, BurstDetector, mulaw_burst_frame
 from bench._relay_ws import WsEndpoint, connect_ws
 
@@ -71,6 +78,24 @@ class CallRecord:
     late_ticks: list[tuple[float, float]] = field(default_factory=list)  # (when, ms late) of late frames
     error: str | None = None
     closed_early: bool = False
+
+
+_http: httpx.AsyncClient | None = None
+
+
+def http_client() -> httpx.AsyncClient:
+    """One HTTP client per worker: a client per dial costs a TLS context each, tens of ms on a busy box."""
+    global _http
+    if _http is None:
+        _http = httpx.AsyncClient(timeout=SETUP_TIMEOUT, trust_env=False)
+    return _http
+
+
+async def close_http_client() -> None:
+    global _http
+    if _http is not None:
+        await _http.aclose()
+        _http = None
 
 
 @cache
@@ -140,18 +165,30 @@ class LoadCall:
             self.close()
 
     async def _dial(self) -> tuple[str, dict[str, str], dict[str, str]]:
-        caller = SimulatedCaller(
-            relay_url=self.target.url, public_base_url=PUBLIC_BASE_URL, auth_token=self.target.auth_token
+        """The signed voice webhook, as SimulatedCaller.dial posts it, over the worker's one HTTP client."""
+        token = self.target.auth_token
+        params = incoming_call_form(
+            call_sid=self.call_sid,
+            account_sid=self.account_sid,
+            from_number="+14155550100",  # SimulatedCaller's defaults, as the other benches dial
+            to_number="+14155550199",
+            caller_state="CA",
         )
-        caller.call_sid, caller.stream_sid, caller.account_sid = (
-            self.call_sid,
-            self.stream_sid,
-            self.account_sid,
+        webhook_url = f"{PUBLIC_BASE_URL}/twilio/incoming"
+        headers = {
+            "User-Agent": "TwilioProxy/1.1",
+            "X-Twilio-Signature": twilio_signature(token, webhook_url, params),
+        }
+        response = await http_client().post(
+            f"{self.target.url}/twilio/incoming", data=params, headers=headers
         )
-        await caller.dial()
-        signature = twilio_signature(self.target.auth_token, caller.stream_url, {})
-        headers = {"X-Twilio-Signature": signature, "User-Agent": "Twilio.TmeWs/1.0"}
-        return caller.socket_url(), headers, dict(caller.parameters)
+        response.raise_for_status()
+        stream_url, parameters = parse_connect_stream(response.text, webhook_url)
+        upgrade = {
+            "X-Twilio-Signature": twilio_signature(token, stream_url, {}),
+            "User-Agent": "Twilio.TmeWs/1.0",
+        }
+        return rehome_stream_url(stream_url, self.target.url), upgrade, dict(parameters)
 
     async def _open(self, url: str, headers: dict[str, str], parameters: dict[str, str]) -> None:
         self._ws = await connect_ws(url, headers)

@@ -93,7 +93,8 @@ def run_point(plan: PointPlan) -> PointResult:
             try:
                 ramp_started = time.perf_counter()
                 for _, pipe in children:
-                    _expect(pipe, "ramped", timeout=120 + plan.calls * 1.0)
+                    # Worker imports plus one dial at a time: seconds each when the box is loaded.
+                    _expect(pipe, "ramped", timeout=120 + plan.calls * 3.0)
                 ramp_seconds = time.perf_counter() - ramp_started
                 time.sleep(SETTLE_SECONDS)
                 pids = {

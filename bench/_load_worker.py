@@ -17,7 +17,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.sharedctypes import Synchronized
 from typing import Any
 
-from bench._load_caller import CallRecord, LoadCall, Lock, Target
+from bench._load_caller import CallRecord, LoadCall, Lock, Target, close_http_client
 
 GRACE_SECONDS = 1.0  # after the window, so what was sent in it can still arrive
 PROBE_LISTEN_SECONDS = 10.0
@@ -80,6 +80,7 @@ async def _work(plan: WorkerPlan, lock: Lock, counter: Synchronized[int], pipe: 
     finally:
         gc.enable()
         await asyncio.gather(*(call.hang_up() for call in calls), return_exceptions=True)
+        await close_http_client()
     pipe.send(("records", [call.record for call in calls + probes]))
 
 
