@@ -13,7 +13,6 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bench._load_caller import CallRecord
 from bench._load_point import PointResult
 from bench._load_tones import FREQUENCIES
 
@@ -204,7 +203,3 @@ def holds(column: Figures, bar_ms: float) -> bool:
     """The point holds: both directions' p99 under the bar, no errors, no lost caller audio."""
     p99 = column.p99
     return p99 is not None and p99 < bar_ms and not column.errors and column.inbound_lost == 0
-
-
-def load_records(records: Sequence[CallRecord]) -> int:
-    return sum(1 for record in records if not record.probe)

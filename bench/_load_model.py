@@ -24,6 +24,7 @@ import base64
 import contextlib
 import json
 import multiprocessing
+import os
 import re
 import time
 from array import array
@@ -261,6 +262,8 @@ async def _serve(config: ModelConfig, port: int, counter: Synchronized[int], pip
 
     def on_command() -> None:
         command = pipe.recv()
+        # The loop made the pipe non-blocking; the traces are larger than its buffer.
+        os.set_blocking(pipe.fileno(), True)
         if command[0] == "collect":
             errors = list(simulator.validation_errors)
             lag = simulator.lag.worst(command[1], command[2])

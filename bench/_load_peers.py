@@ -29,7 +29,7 @@ from bench._relay_process import REPO_ROOT, _free_port
 
 PEERS = ("relay", "pipecat")
 START_TIMEOUT = 90.0  # imports are slow on a busy 2-core box
-_CLOCK_PAGE = os.sysconf("SC_PAGE_SIZE")
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 
 @dataclass
@@ -53,7 +53,7 @@ class PeerProcess:
 def rss_bytes(pid: int) -> int:
     """Resident set size of process `pid`, from /proc/<pid>/statm."""
     with open(f"/proc/{pid}/statm", encoding="ascii") as statm:
-        return int(statm.read().split()[1]) * _CLOCK_PAGE
+        return int(statm.read().split()[1]) * _PAGE_SIZE
 
 
 def relay_overrides(model_base_url: str, auth_token: str) -> dict[str, object]:

@@ -168,7 +168,3 @@ def _expect(pipe: Connection, kind: str, *, timeout: float) -> Any:
     if message[0] != kind:
         raise RuntimeError(f"a load worker sent {message[0]!r}, expected {kind!r}")
     return message
-
-
-def cores() -> int:
-    return os.cpu_count() or 1

@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import os
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.sharedctypes import Synchronized
 from typing import Any
 
-from bench._load_caller import CallRecord, LoadCall, Lock, Target, close_http_client
+from bench._load_caller import LoadCall, Lock, Target, close_http_client
 
 GRACE_SECONDS = 1.0  # after the window, so what was sent in it can still arrive
 PROBE_LISTEN_SECONDS = 10.0
@@ -52,6 +53,8 @@ async def _receive(pipe: Connection) -> Any:
         return await ready
     finally:
         loop.remove_reader(pipe.fileno())
+        # The loop made the pipe non-blocking; the records sent back later are larger than its buffer.
+        os.set_blocking(pipe.fileno(), True)
 
 
 async def _work(plan: WorkerPlan, lock: Lock, counter: Synchronized[int], pipe: Connection) -> None:
@@ -103,6 +106,3 @@ def split(calls: int, workers: int, probes: int, target: Target) -> list[WorkerP
         if indices or probe_indices:
             plans.append(WorkerPlan(target, indices, probe_indices))
     return plans
-
-
-CallRecords = list[CallRecord]
