@@ -4,9 +4,9 @@
 the openai SDK's models, server VAD on the caller's audio, tool calls, cancels); this subclass only taps its
 sockets:
 
-- every reply is `reply_seconds` of digital silence with a marked tone burst every `BURST_PERIOD_MS`
-  (bench._load_tones), starting on a delta boundary; the tap stamps each delta that opens a burst just
-  before it goes on the wire;
+- every reply is `reply_seconds` (the greeting 2 s, the line before a tool 1 s) of digital silence with a
+  marked tone burst every `BURST_PERIOD_MS` (bench._load_tones), starting on a delta boundary; the tap
+  stamps each delta that opens a burst just before it goes on the wire;
 - the caller's appended audio is fed to a burst detector, stamped when the message came off the socket;
 - each connection gets a global number from a counter shared with the load workers, which is how a worker
   learns which model session carries which of its calls (it dials under a shared lock and waits for the
@@ -112,11 +112,16 @@ def reply_audio(seconds: float) -> npt.NDArray[np.int16]:
     return samples
 
 
+TOOL_LINE = "Let me check that for you."
+# Lines shorter than a reply: the tool line, so the call comes before the caller is likely to talk over it.
+LINE_SECONDS = {TOOL_LINE: 1.0, "Thanks for calling.": 2.0}
+
+
 def load_script(turns: int = 20_000) -> list[SimTurn]:
-    """Shared by all sessions: plain replies, and every third one says a line then calls a tool."""
+    """Shared by all sessions: plain replies, and every third one says a short line then calls a tool."""
     pattern = [
         SimTurn(say="Here is a long answer."),
-        SimTurn(say="Let me check that for you.", tool="lookup_hours", arguments={"date": "today"}),
+        SimTurn(say=TOOL_LINE, tool="lookup_hours", arguments={"date": "today"}),
         SimTurn(say="Anything else I can do?"),
     ]
     return [pattern[index % len(pattern)] for index in range(turns)]
@@ -207,7 +212,7 @@ class TracedSimulator(RealtimeSimulator):
             first_audio_delay=config.first_audio_delay,
             delta_ms=config.delta_ms,
             realtime_factor=config.realtime_factor,
-            tts=lambda text: reply_audio(config.reply_seconds),
+            tts=lambda text: reply_audio(LINE_SECONDS.get(text, config.reply_seconds)),
             port=port,
         )
         self.config = config

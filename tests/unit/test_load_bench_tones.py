@@ -29,7 +29,8 @@ def test_bursts_are_found_with_their_codes_in_any_chunking() -> None:
         assert [found.code for found in detector.found] == codes, chunk
         # Each onset carries the arrival stamp of the chunk that completed the burst's first 1 ms block.
         onsets = [index * 1600 for index in range(len(codes))]
-        assert [found.arrived for found in detector.found] == [float((onset + 7) // chunk) for onset in onsets]
+        expected = [float((onset + 7) // chunk) for onset in onsets]
+        assert [found.arrived for found in detector.found] == expected
 
 
 def test_bursts_survive_resampling_to_24_khz_pcm16() -> None:
