@@ -42,8 +42,9 @@ LIBRARY_LOGGERS = (
     "sqlalchemy",
     "uvicorn",
 )
-# Lifecycle lines an operator needs ("Uvicorn running on", "celery@host ready."): INFO at most.
-LIFECYCLE_LOGGERS = ("uvicorn.error", "celery.apps.worker")
+# Lines an operator needs ("Uvicorn running on", "celery@host ready.", "Task x[id] succeeded in 0.1s: None"
+# - our tasks return nothing, so no caller data): INFO at most.
+LIFECYCLE_LOGGERS = ("uvicorn.error", "celery.apps.worker", "celery.app.trace")
 
 _PATTERNS = (
     (re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+", re.IGNORECASE), r"\1 [redacted]"),
