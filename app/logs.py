@@ -42,8 +42,9 @@ LIBRARY_LOGGERS = (
     "sqlalchemy",
     "uvicorn",
 )
-# Lifecycle lines an operator needs ("Uvicorn running on", "celery@host ready."): INFO at most.
-LIFECYCLE_LOGGERS = ("uvicorn.error", "celery.apps.worker")
+# Lines an operator needs ("Uvicorn running on", "celery@host ready.", "Task x[id] succeeded in 0.1s: None"
+# - our tasks return nothing, so no caller data): INFO at most.
+LIFECYCLE_LOGGERS = ("uvicorn.error", "celery.apps.worker", "celery.app.trace")
 
 _PATTERNS = (
     (re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+", re.IGNORECASE), r"\1 [redacted]"),
@@ -93,6 +94,7 @@ def configure_logging(
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
+        structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     structlog.configure(
@@ -102,7 +104,7 @@ def configure_logging(
         cache_logger_on_first_use=False,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name, scrub_secrets],
+        foreign_pre_chain=[*shared, scrub_secrets],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
     )
     handler = logging.StreamHandler(sys.stderr)

@@ -65,11 +65,13 @@ async def exchange(
     status (None: closed without an answer) and the seconds until the connection ended.
 
     A relay that answers 413 and closes while the client is still sending makes the client's kernel
-    reset the connection, which can discard the answer: status -1 means the relay cut the body short."""
+    reset the connection, which can discard the answer: status -1 means the relay cut the body short (it
+    reset the connection, or closed it before the body was all sent)."""
     host, port = relay.relay_url.removeprefix("http://").split(":")
     started = time.perf_counter()
     received = b""
     sent = 0
+    reset = False
     reader, writer = await asyncio.open_connection(host, int(port))
     try:
         async with asyncio.timeout(timeout):
@@ -87,14 +89,16 @@ async def exchange(
                         break
             while data := await reader.read(65536):
                 received += data
-    except (ConnectionError, TimeoutError):
+    except ConnectionError:
+        reset = True
+    except TimeoutError:
         pass
     finally:
         writer.close()
         with contextlib.suppress(ConnectionError):
             await writer.wait_closed()
     status = int(received[9:12]) if received.startswith(b"HTTP/1.1 ") else None
-    if status is None and body and sent < len(body) and not pause:
+    if status is None and body and not pause and (reset or sent < len(body)):
         status = -1
     return status, time.perf_counter() - started
 

@@ -55,6 +55,7 @@ class Window:
     gaps_ms: list[float] = field(default_factory=list)
     peak_rss: int = 0
     loop_lag_ms: float = 0.0
+    relay_cpu_ms: float = 0.0  # CPU the relay process spent during the probe (contention-free cost)
 
 
 class LiveCall:
@@ -101,6 +102,7 @@ async def measured(
     await http.get(f"{relay.relay_url}/bench/lag")  # resets the worst lag
     stop = asyncio.Event()
     sampler = asyncio.create_task(_sample_rss(relay.pid, window, stop))
+    cpu_before = relay.cpu_seconds()
 
     async def guarded() -> Outcome:
         if attack is None:
@@ -118,6 +120,7 @@ async def measured(
     finally:
         stop.set()
         await sampler
+    window.relay_cpu_ms = (relay.cpu_seconds() - cpu_before) * 1000
     window.loop_lag_ms = float((await http.get(f"{relay.relay_url}/bench/lag")).json()["max_lag_ms"])
     return outcome, window
 
@@ -152,6 +155,7 @@ def _row(name: str, outcome: Outcome, window: Window) -> list[str]:
         str(outcome.count) if outcome.count else "-",
         outcome.outcome,
         f"{window.peak_rss / 2**20:.0f}",
+        f"{window.relay_cpu_ms:.0f}",
         f"{window.loop_lag_ms:.1f}",
         latency,
         f"{max(window.gaps_ms, default=0.0):.1f}",
@@ -159,7 +163,16 @@ def _row(name: str, outcome: Outcome, window: Window) -> list[str]:
 
 
 def render(rows: Sequence[Sequence[str]]) -> str:
-    header = ["probe", "count", "outcome", "RSS MiB", "loop lag ms", "reply ms med/max", "gap ms max"]
+    header = [
+        "probe",
+        "count",
+        "outcome",
+        "RSS MiB",
+        "CPU ms",
+        "loop lag ms",
+        "reply ms med/max",
+        "gap ms max",
+    ]
     table = [header, *rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in table]
@@ -270,7 +283,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         "reply ms: end of the caller's speech -> first reply audio (includes the model's 500 ms end-of-turn\n"
         "silence and 200 ms first-audio delay);\n"
-        "gap ms: the live caller's playback running dry inside a reply.\n"
+        "gap ms: the live caller's playback running dry inside a reply;\n"
+        "CPU ms: the relay process's CPU time during the probe (the live call's included);\n"
+        "loop lag: how late a 10 ms timer in the relay woke, worst case (on a busy machine this includes\n"
+        "waiting for a core).\n"
         f"model sessions opened during the run: {sessions}\n"
     )
     for problem in problems:

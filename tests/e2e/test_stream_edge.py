@@ -7,9 +7,14 @@ import asyncio
 import time
 from collections.abc import Callable
 
+import httpx
+
 from app.calls.caller import CallerInfo
-from app.sim.harness import LocalStack, local_stack
+from app.sim.harness import PUBLIC_BASE_URL, LocalStack, local_stack
 from app.sim.twilio_caller import SimulatedCaller
+from app.sim.twilio_webhook import parse_connect_stream
+from app.twilio.signature import sign
+from app.twilio.transfer_link import TransferContext, seal
 from app.twilio.twiml import stream_parameters
 from tests.e2e.calls import answered, speak_and_hear_reply
 
@@ -125,3 +130,30 @@ async def test_when_the_relay_closes_the_stream_the_call_ends_at_once() -> None:
             await call.hang_up_stream()
             session = stack.sim.sessions[0]
             await _wait_for(lambda: session.closed.is_set() and not stack.relay.calls, timeout=1.0)
+
+
+async def test_a_return_stream_after_a_failed_transfer_is_a_new_segment_not_a_replay() -> None:
+    async with local_stack(first_audio_delay=0.05) as stack:
+        async with stack.caller() as caller:
+            await answered(caller)
+            await caller.hang_up()  # the first segment ends (as when the call is redirected to <Dial>)
+        await _wait_for(lambda: not stack.relay.calls, timeout=1.0)
+        # Twilio's <Dial action> for a transfer nobody answered: the caller comes back on segment 2.
+        token = stack.settings.auth_token()
+        context = seal(token, TransferContext(caller.from_number, caller.to_number, "CA", segment=2))
+        path = f"/twilio/transfer/done?ctx={context}"
+        form = {"CallSid": caller.call_sid, "DialCallStatus": "no-answer"}
+        headers = {"X-Twilio-Signature": sign(token, PUBLIC_BASE_URL + path, form)}
+        async with httpx.AsyncClient(trust_env=False) as http:
+            done = await http.post(stack.relay_url + path, data=form, headers=headers)
+        assert done.status_code == 200 and "<Stream" in done.text
+        back = stack.caller()
+        back.call_sid = caller.call_sid
+        back.stream_url, back.parameters = parse_connect_stream(done.text, PUBLIC_BASE_URL)
+        async with back:
+            await back.connect()
+            await back.wait_agent_audio(timeout=5)  # the same CallSid, a new segment: welcome
+            async with _replay(stack, caller) as replay:  # segment 1's start, replayed meanwhile
+                await replay.connect()
+                assert await replay.wait_closed_by_relay(timeout=5) == 1008
+            assert not back.closed_by_relay.is_set()

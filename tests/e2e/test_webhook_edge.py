@@ -8,6 +8,7 @@ import io
 import logging
 
 import httpx
+import structlog
 
 from app.logs import configure_logging
 from app.sim.harness import PUBLIC_BASE_URL, local_stack
@@ -96,15 +97,19 @@ async def test_docs_and_openapi_are_not_served() -> None:
 async def _logged_client(forwarded_allow_ips: str) -> str:
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
     configure_logging("INFO", json_lines=True)
-    handler.setFormatter(logging.getLogger().handlers[0].formatter)
-    logging.getLogger().addHandler(handler)
+    handler.setFormatter(root.handlers[0].formatter)
+    root.addHandler(handler)
     try:
         async with production_server(forwarded_allow_ips=forwarded_allow_ips) as edge:
             async with httpx.AsyncClient(trust_env=False) as http:
                 await http.get(edge.url + "/healthz", headers={"X-Forwarded-For": "203.0.113.9"})
     finally:
-        logging.getLogger().removeHandler(handler)
+        root.handlers, level = saved  # leave logging as the next test expects it
+        root.setLevel(level)
+        structlog.reset_defaults()
     lines = [line for line in stream.getvalue().splitlines() if '"http_request"' in line]
     assert lines, stream.getvalue()
     return lines[-1]
