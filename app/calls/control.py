@@ -201,15 +201,15 @@ class CallControl:
                 f"Nobody can take the call. Tell the caller to hang up now and dial {number}, and that the "
                 "staff have been alerted. Do not offer to take a message."
             )
-            line = call.prompts.line("emergency_no_human")
+            line = "emergency_no_human"
         else:
             message = "Nobody can take the call right now. Offer to take a message."
-            line = call.prompts.line("no_human" if code == "no_human_available" else "transfer_failed")
+            line = "no_human" if code == "no_human_available" else "transfer_failed"
         if call_id is not None:
             output = {"error": {"code": code, "message": message}}
             await send_tool_output(call, call_id, output, respond=True)
         else:
-            await call.say(line, "emergency_no_human" if emergency else "transfer_failed")
+            await call.say(call.prompts.line(line), line)
 
     def _brief(self, reason: str, summary: str) -> str:
         caller = self.call.caller.from_number or "an unknown number"
