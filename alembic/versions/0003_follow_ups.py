@@ -1,7 +1,7 @@
 """Staff follow-ups on calls, and when a caller stopped speaking (the start of a reply's latency).
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Create Date: 2026-12-02
 
 Self-contained like 0001. The new column is nullable, so SQLite adds it without rebuilding the table.
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0003"
-down_revision: str | None = "0001"
+down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
