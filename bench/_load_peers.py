@@ -82,7 +82,15 @@ def peer_process(kind: str, model_base_url: str, model_port: int) -> Iterator[Pe
     auth_token = secrets.token_hex(16)
     if kind == "relay":
         overrides = relay_overrides(model_base_url, auth_token)
-        command = ["-m", "bench._relay_process", json.dumps(overrides), str(port), "production"]
+        command = [
+            "-m",
+            "bench._relay_process",
+            json.dumps(overrides),
+            str(port),
+            "production",
+            "WARNING",
+            "text",
+        ]
     elif kind == "pipecat":
         command = ["-m", "bench._pipecat_peer", str(port), f"ws://127.0.0.1:{model_port}/v1/realtime"]
     else:
