@@ -5,7 +5,9 @@ at a time (slowloris) holds a connection forever, and uvicorn's keep-alive timer
 `HeaderDeadlineProtocol` closes a connection whose request headers are not complete within
 `HTTP_READ_TIMEOUT_SECONDS` of its first byte (or of the connection, for the first request); the body's own
 deadline is `RequestGuard`'s. WebSocket upgrades are covered too: the upgrade is an HTTP request until its
-headers are complete. `X-Forwarded-*` headers are trusted only from `FORWARDED_ALLOW_IPS`.
+headers are complete; after it, the stream must send `start` within `STREAM_START_TIMEOUT_SECONDS`, and a
+peer that stops answering the WebSocket pings (one trickling a frame cannot answer) is closed after uvicorn's
+20 s ping interval plus 20 s timeout. `X-Forwarded-*` headers are trusted only from `FORWARDED_ALLOW_IPS`.
 
 Stock uvicorn closes every WebSocket (code 1012) the moment SIGTERM arrives, which hangs up every caller on
 each deploy. Here the first SIGTERM/SIGINT only marks the relay as draining: readiness turns 503, the

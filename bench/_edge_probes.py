@@ -3,6 +3,10 @@
 A probe returns how many attempts it made and whether every one ended as it must: refused (the expected
 4xx, close code or dropped connection) or survived (the relay went on, the attacked call too). Anything else
 is reported as FAILED with what happened instead. Traffic goes to the relay on loopback only.
+
+The bench runs each probe in its own process (`python -m bench._edge_probes NAME RELAY_URL AUTH_TOKEN`,
+printing the outcome as JSON), so the attack's client work never stalls the process that carries the live
+call and its simulated model: a gap the live caller hears is the relay's, not the attacker's.
 """
 
 from __future__ import annotations
@@ -12,8 +16,9 @@ import contextlib
 import json
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -22,10 +27,24 @@ from app.sim.harness import PUBLIC_BASE_URL
 from app.sim.twilio_caller import SimulatedCaller
 from app.twilio.signature import sign
 from app.twilio.twiml import stream_parameters
-from bench._relay_process import RelayProcess
 
 MB = 1024 * 1024
 FORGED_SIGNATURE = "bm90LWEtcmVhbC1zaWduYXR1cmU="
+READ_TIMEOUT = 2.0  # HTTP_READ_TIMEOUT_SECONDS the bench gives the relay (production: 10)
+START_TIMEOUT = 2.0  # STREAM_START_TIMEOUT_SECONDS the bench gives the relay (production: 5)
+
+
+@dataclass(frozen=True)
+class Target:
+    """The relay under attack: where it listens and the auth token Twilio would sign with."""
+
+    relay_url: str
+    auth_token: str
+
+    def caller(self) -> SimulatedCaller:
+        return SimulatedCaller(
+            relay_url=self.relay_url, public_base_url=PUBLIC_BASE_URL, auth_token=self.auth_token
+        )
 
 
 @dataclass(frozen=True)
@@ -59,7 +78,7 @@ def chunked(data: bytes) -> bytes:
 
 
 async def exchange(
-    relay: RelayProcess, head: bytes, body: Sequence[bytes] = (), *, pause: float = 0.0, timeout: float = 10
+    relay: Target, head: bytes, body: Sequence[bytes] = (), *, pause: float = 0.0, timeout: float = 10
 ) -> tuple[int | None, float]:
     """Send `head`, then `body` pieces (`pause` s apart) until the relay answers or hangs up; returns the
     status (None: closed without an answer) and the seconds until the connection ended.
@@ -123,31 +142,31 @@ async def in_batches(
 FORM = "CallSid=CA" + "0" * 32 + "&AccountSid=AC" + "0" * 32 + "&From=%2B15550001111&To=%2B15550002222"
 
 
-async def unsigned_webhooks(relay: RelayProcess) -> Outcome:
+async def unsigned_webhooks(relay: Target) -> Outcome:
     head = post_head("/twilio/incoming", len(FORM), signature=None) + FORM.encode()
     results = await in_batches([lambda: exchange(relay, head)] * 200, 20)
     return judged(200, [status for status, _ in results], 403, "refused")
 
 
-async def forged_webhooks(relay: RelayProcess) -> Outcome:
+async def forged_webhooks(relay: Target) -> Outcome:
     head = post_head("/twilio/incoming", len(FORM)) + FORM.encode()
     results = await in_batches([lambda: exchange(relay, head)] * 200, 20)
     return judged(200, [status for status, _ in results], 403, "refused")
 
 
-async def oversized_by_length(relay: RelayProcess) -> Outcome:
+async def oversized_by_length(relay: Target) -> Outcome:
     head = post_head("/twilio/incoming", 100 * MB)  # announced; the relay must not wait for it
     results = await in_batches([lambda: exchange(relay, head, [b"a" * 65536] * 16)] * 50, 10)
     return judged(50, [cut_short(status) for status, _ in results], True, "refused")
 
 
-async def oversized_chunked(relay: RelayProcess) -> Outcome:
+async def oversized_chunked(relay: Target) -> Outcome:
     body = [chunked(b"a" * 65536)] * 64  # up to 4 MB, no length announced
     results = await in_batches([lambda: exchange(relay, post_head("/twilio/incoming", None), body)] * 20, 5)
     return judged(20, [cut_short(status) for status, _ in results], True, "refused")
 
 
-async def percent_encoded_floods(relay: RelayProcess) -> Outcome:
+async def percent_encoded_floods(relay: Target) -> Outcome:
     """Four 20 MB percent-encoded bodies at once (refused by length), then 40 that fit the cap (parsed
     with field limits, refused by signature)."""
     big = post_head("/twilio/incoming", 20 * MB)
@@ -160,7 +179,7 @@ async def percent_encoded_floods(relay: RelayProcess) -> Outcome:
     return judged(len(seen), seen, True, "refused")
 
 
-async def slow_headers(relay: RelayProcess, read_timeout: float) -> Outcome:
+async def slow_headers(relay: Target, read_timeout: float = READ_TIMEOUT) -> Outcome:
     """50 connections trickling a request's headers one byte every 0.5 s: each must be cut off."""
     request = post_head("/twilio/incoming", 10)
     trickle = [bytes([byte]) for byte in request[1:]]
@@ -171,7 +190,7 @@ async def slow_headers(relay: RelayProcess, read_timeout: float) -> Outcome:
     return judged(50, cut_off, True, "refused")
 
 
-async def slow_bodies(relay: RelayProcess, read_timeout: float) -> Outcome:
+async def slow_bodies(relay: Target, read_timeout: float = READ_TIMEOUT) -> Outcome:
     head = post_head("/twilio/incoming", 2000)
     results = await asyncio.gather(
         *(exchange(relay, head, [b"a"] * 60, pause=0.5, timeout=read_timeout + 8) for _ in range(50))
@@ -179,7 +198,7 @@ async def slow_bodies(relay: RelayProcess, read_timeout: float) -> Outcome:
     return judged(50, [status for status, _ in results], 408, "refused")
 
 
-async def malformed_transfer_params(relay: RelayProcess) -> Outcome:
+async def malformed_transfer_params(relay: Target) -> Outcome:
     cases = [
         ("/twilio/transfer/done?segment=abc", {"CallSid": "CA" + "1" * 32, "DialCallStatus": "busy"}),
         ("/twilio/transfer/done?ctx=garbage", {"CallSid": "CA" + "1" * 32, "DialCallStatus": "no-answer"}),
@@ -200,7 +219,7 @@ async def malformed_transfer_params(relay: RelayProcess) -> Outcome:
 # --- streams -------------------------------------------------------------------------------------------
 
 
-async def upgrades_without_start(relay: RelayProcess, start_timeout: float) -> Outcome:
+async def upgrades_without_start(relay: Target, start_timeout: float = START_TIMEOUT) -> Outcome:
     async def one() -> int | None:
         async with relay.caller() as caller:
             caller.stream_url = PUBLIC_BASE_URL.replace("https://", "wss://") + "/twilio/stream"
@@ -217,7 +236,7 @@ async def _answered(caller: SimulatedCaller) -> None:
     await caller.wait_agent_audio(timeout=10)
 
 
-async def second_starts(relay: RelayProcess) -> Outcome:
+async def second_starts(relay: Target) -> Outcome:
     """A second `start` on a bound stream: ignored, the call goes on (audio keeps flowing)."""
     alive = []
     for _ in range(5):
@@ -231,14 +250,14 @@ async def second_starts(relay: RelayProcess) -> Outcome:
     return judged(5, alive, True, "survived")
 
 
-def _replay_of(relay: RelayProcess, original: SimulatedCaller) -> SimulatedCaller:
+def _replay_of(relay: Target, original: SimulatedCaller) -> SimulatedCaller:
     replay = relay.caller()
     replay.call_sid, replay.stream_sid = original.call_sid, original.stream_sid
     replay.stream_url, replay.parameters = original.stream_url, dict(original.parameters)
     return replay
 
 
-async def replayed_starts(relay: RelayProcess) -> Outcome:
+async def replayed_starts(relay: Target) -> Outcome:
     codes = []
     for _ in range(5):
         async with relay.caller() as caller:
@@ -251,7 +270,7 @@ async def replayed_starts(relay: RelayProcess) -> Outcome:
     return judged(5, codes, 1008, "refused")
 
 
-async def expired_tokens(relay: RelayProcess) -> Outcome:
+async def expired_tokens(relay: Target) -> Outcome:
     codes = []
     for _ in range(5):
         async with relay.caller() as caller:
@@ -275,7 +294,7 @@ MALFORMED = (
 )
 
 
-async def malformed_frames(relay: RelayProcess) -> Outcome:
+async def malformed_frames(relay: Target) -> Outcome:
     alive = []
     for _ in range(3):
         async with relay.caller() as caller:
@@ -289,7 +308,7 @@ async def malformed_frames(relay: RelayProcess) -> Outcome:
     return judged(3, alive, True, "survived")
 
 
-async def frames_over_the_socket_limit(relay: RelayProcess) -> Outcome:
+async def frames_over_the_socket_limit(relay: Target) -> Outcome:
     """The socket is closed (1009; the caller may see 1006 when it was still sending) and the call with it."""
     ended = []
     async with httpx.AsyncClient(timeout=5, trust_env=False) as http:
@@ -304,3 +323,35 @@ async def frames_over_the_socket_limit(relay: RelayProcess) -> Outcome:
                 ).status_code == 404
                 ended.append(code in (1009, 1006) and gone)
     return judged(3, ended, True, "refused")
+
+
+PROBES: dict[str, Callable[[Target], Coroutine[Any, Any, Outcome]]] = {
+    "unsigned_webhooks": unsigned_webhooks,
+    "forged_webhooks": forged_webhooks,
+    "oversized_by_length": oversized_by_length,
+    "oversized_chunked": oversized_chunked,
+    "percent_encoded_floods": percent_encoded_floods,
+    "slow_headers": slow_headers,
+    "slow_bodies": slow_bodies,
+    "upgrades_without_start": upgrades_without_start,
+    "second_starts": second_starts,
+    "replayed_starts": replayed_starts,
+    "expired_tokens": expired_tokens,
+    "malformed_frames": malformed_frames,
+    "frames_over_the_socket_limit": frames_over_the_socket_limit,
+    "malformed_transfer_params": malformed_transfer_params,
+}
+
+
+def main(argv: Sequence[str]) -> int:
+    """Run one probe against a relay and print its outcome as one JSON line."""
+    name, relay_url, auth_token = argv
+    outcome = asyncio.run(PROBES[name](Target(relay_url, auth_token)))
+    print(json.dumps({"count": outcome.count, "outcome": outcome.outcome}))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    raise SystemExit(main(sys.argv[1:]))

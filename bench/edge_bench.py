@@ -19,9 +19,10 @@ import asyncio
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,15 +32,12 @@ import httpx
 from app.sim.realtime_script import SimTurn
 from app.sim.realtime_server import RealtimeSimulator
 from app.sim.twilio_caller import SimulatedCaller
-from bench import _edge_probes as probes
-from bench._edge_probes import Outcome
-from bench._relay_process import RelayProcess, relay_process, rss_bytes
+from bench._edge_probes import READ_TIMEOUT, START_TIMEOUT, Outcome
+from bench._relay_process import REPO_ROOT, RelayProcess, relay_process, rss_bytes
 
 LOUD = bytes([0x10, 0x90] * 1600)  # 0.4 s of loud mu-law: the simulator's server VAD hears speech
 API_KEY = "sk-bench-" + os.urandom(12).hex()
 HUMAN = "+15557654321"
-READ_TIMEOUT = 2.0  # HTTP_READ_TIMEOUT_SECONDS for this run (production: 10)
-START_TIMEOUT = 2.0  # STREAM_START_TIMEOUT_SECONDS for this run (production: 5)
 GAP_BAR_MS = 100.0
 # The model streams twice as fast as real time (the Realtime API also runs ahead of playback), so a gap is
 # a stall longer than what the caller had buffered, as a caller would hear it.
@@ -125,23 +123,46 @@ async def measured(
     return outcome, window
 
 
-def _probes(relay: RelayProcess) -> list[tuple[str, Callable[[], Awaitable[Outcome]]]]:
-    return [
-        ("unsigned webhooks", lambda: probes.unsigned_webhooks(relay)),
-        ("forged webhooks", lambda: probes.forged_webhooks(relay)),
-        ("oversized body, Content-Length 100 MB", lambda: probes.oversized_by_length(relay)),
-        ("oversized body, chunked 4 MB", lambda: probes.oversized_chunked(relay)),
-        ("percent-encoded floods (4 x 20 MB, 40 x 23 KB)", lambda: probes.percent_encoded_floods(relay)),
-        ("slowloris headers (1 byte / 0.5 s)", lambda: probes.slow_headers(relay, READ_TIMEOUT)),
-        ("slowloris bodies (1 byte / 0.5 s)", lambda: probes.slow_bodies(relay, READ_TIMEOUT)),
-        ("signed upgrade, no start", lambda: probes.upgrades_without_start(relay, START_TIMEOUT)),
-        ("second start on a bound stream", lambda: probes.second_starts(relay)),
-        ("start replayed after the call ended", lambda: probes.replayed_starts(relay)),
-        ("expired stream token", lambda: probes.expired_tokens(relay)),
-        ("malformed and oversized (200 KB) frames", lambda: probes.malformed_frames(relay)),
-        ("frame over the socket limit (1 MiB)", lambda: probes.frames_over_the_socket_limit(relay)),
-        ("malformed transfer parameters (signed)", lambda: probes.malformed_transfer_params(relay)),
-    ]
+PROBES = (  # (row label, probe name in bench._edge_probes.PROBES)
+    ("unsigned webhooks", "unsigned_webhooks"),
+    ("forged webhooks", "forged_webhooks"),
+    ("oversized body, Content-Length 100 MB", "oversized_by_length"),
+    ("oversized body, chunked 4 MB", "oversized_chunked"),
+    ("percent-encoded floods (4 x 20 MB, 40 x 23 KB)", "percent_encoded_floods"),
+    ("slowloris headers (1 byte / 0.5 s)", "slow_headers"),
+    ("slowloris bodies (1 byte / 0.5 s)", "slow_bodies"),
+    ("signed upgrade, no start", "upgrades_without_start"),
+    ("second start on a bound stream", "second_starts"),
+    ("start replayed after the call ended", "replayed_starts"),
+    ("expired stream token", "expired_tokens"),
+    ("malformed and oversized (200 KB) frames", "malformed_frames"),
+    ("frame over the socket limit (1 MiB)", "frames_over_the_socket_limit"),
+    ("malformed transfer parameters (signed)", "malformed_transfer_params"),
+)
+
+
+async def attack(relay: RelayProcess, name: str) -> Outcome:
+    """Run probe `name` in its own process (its client work stays off the live call's event loop)."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench._edge_probes",
+        name,
+        relay.relay_url,
+        relay.auth_token,
+        cwd=REPO_ROOT,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, _ = await child.communicate()
+    finally:
+        if child.returncode is None:
+            child.kill()
+            await child.wait()
+    if child.returncode != 0:
+        return Outcome(0, f"FAILED: the probe process exited with {child.returncode}")
+    found = json.loads(out.decode().strip().splitlines()[-1])
+    return Outcome(int(found["count"]), str(found["outcome"]))
 
 
 def _row(name: str, outcome: Outcome, window: Window) -> list[str]:
@@ -240,12 +261,12 @@ async def run(log_path: Path) -> tuple[list[list[str]], list[str], int]:
                 outcome, window = await measured(relay, http, live, None)
                 rows.append(_row("baseline: live call alone", outcome, window))
                 gaps += window.gaps_ms
-                for name, attack in _probes(relay):
-                    outcome, window = await measured(relay, http, live, attack())
-                    rows.append(_row(name, outcome, window))
+                for label, name in PROBES:
+                    outcome, window = await measured(relay, http, live, attack(relay, name))
+                    rows.append(_row(label, outcome, window))
                     gaps += window.gaps_ms
                     if not outcome.outcome.startswith(("refused", "survived")):
-                        problems.append(f"{name}: {outcome.outcome}")
+                        problems.append(f"{label}: {outcome.outcome}")
                 if live.caller.closed_by_relay.is_set():
                     problems.append("the live call was closed by the relay")
                 await live.caller.hang_up()

@@ -114,7 +114,8 @@ async def test_a_frame_over_the_socket_limit_ends_the_call_and_its_session() -> 
         async with stack.caller() as caller:
             await answered(caller)
             await caller.send_raw("x" * (1024 * 1024 + 1))  # over the WebSocket layer's 1 MiB limit
-            assert await caller.wait_closed_by_relay(timeout=5) == 1009
+            # 1009 from the relay; a caller still sending when the socket closes may only see 1006.
+            assert await caller.wait_closed_by_relay(timeout=5) in (1009, 1006)
         session = stack.sim.sessions[0]
         await _wait_for(lambda: session.closed.is_set() and not stack.relay.calls, timeout=1.0)
 
