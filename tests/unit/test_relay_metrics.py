@@ -183,6 +183,8 @@ def test_serve_refuses_metrics_on_the_public_port(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Any
 ) -> None:
     monkeypatch.chdir(tmp_path)
+    # `serve` would point logging at this test's captured stderr, which is closed after it.
+    monkeypatch.setattr("app.cli.configure_logging", lambda *_args, **_kwargs: None)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     monkeypatch.setenv("METRICS_PORT", "18080")
     assert main(["serve", "--port", "18080"]) == 2

@@ -167,10 +167,15 @@ def test_forked_children_are_summed_and_dead_workers_files_are_cleared(tmp_path:
     assert MULTIPROC_ENV not in os.environ
 
 
+def _keep_test_logging(*_args: object, **_kwargs: object) -> None:
+    """The commands configure logging to this test's captured stderr, which closes after it: skip that."""
+
+
 def test_a_worker_refuses_a_taken_metrics_port_without_a_traceback(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("workers.cli.configure_logging", _keep_test_logging)
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "var"))
     monkeypatch.setenv("METRICS_HOST", "127.0.0.1")
     with socket.socket() as taken:
@@ -186,6 +191,7 @@ def test_flower_refuses_without_credentials_or_redis(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("workers.flower_command.configure_logging", _keep_test_logging)
     monkeypatch.delenv("FLOWER_BASIC_AUTH", raising=False)
     monkeypatch.delenv("REDIS_URL", raising=False)
     assert worker_cli(["flower"]) == 2
