@@ -115,6 +115,7 @@ def peer_process(kind: str, model_base_url: str, model_port: int) -> Iterator[Pe
             process.kill()
             process.wait()
         log_file.close()
+        Path(log_file.name).unlink(missing_ok=True)  # its errors were read inside the block
 
 
 def _wait_healthy(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:

@@ -102,7 +102,7 @@ def render_profile(title: str, columns: Mapping[str, Sequence[Figures]], bar_ms:
             if saturated
             else ""
         )
-        text = f"N={best}" if best is not None else "none of the points measured"
+        text = f"N={best}" if best is not None else "no point measured held it"
         lines.append(f"largest N {peer} holds with p99 < {bar_ms:g} ms both ways and no errors: {text}{note}")
     lines.append("")
     lines.append(

@@ -25,7 +25,10 @@ def test_two_calls_through_the_relay_give_sane_figures() -> None:
     # Bursts leave every 200 ms each way: most of the window's are found and matched at the far end.
     expected = 2 * WINDOW_SECONDS / 0.2
     assert column.inbound.count >= 0.7 * expected
-    assert column.outbound.count >= 0.5 * expected  # the model is quiet between replies
+    # The model is quiet between replies and after barge-ins, so judge the other way by what it sent: the
+    # relay drops only the in-flight tail of an interrupted reply.
+    assert column.outbound_sent >= 0.2 * expected
+    assert column.outbound.count >= 0.7 * column.outbound_sent
     assert column.inbound_lost == 0
     for found in (column.inbound, column.outbound):
         assert 0.0 <= found.p50 < 100.0  # loopback; generous for a busy machine
