@@ -33,7 +33,7 @@ def world(tmp_path: Path) -> Iterator[World]:
 
 def _row_of(page: str, call_sid: str) -> str:
     """The calls list's table row that links to `call_sid`."""
-    rows = re.findall(r"<tr[^>]*>.*?</tr>", page, flags=re.S)
+    rows: list[str] = re.findall(r"<tr[^>]*>.*?</tr>", page, flags=re.S)
     [row] = [row for row in rows if f"/backoffice/calls/{call_sid}" in row]
     return row
 
