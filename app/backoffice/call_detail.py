@@ -1,50 +1,33 @@
 """Everything stored about one call, read table by table into a `CallDetail` (runs in a worker thread).
 
-Segments and transfer attempts are told today by transcript seq numbers (a later segment starts at 1001)
-and by call notes (`transfer_started`, `transfer_result`, `transfer_failed`); messages by `message` notes.
-A richer call record adds its own reader here and a field on `CallDetail`.
+What was said and done (transcript, tools, latency) is assembled here; the phone call's record around it
+(segments, transfer attempts, messages, consent notice attempts, recordings, cost parts) by `call_record`.
+Notes whose facts have their own table are not repeated among the other events.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.backoffice import present
+from app.backoffice import call_record, present
+from app.backoffice.call_record import RecordingUrl, rows_of
 from app.backoffice.queries import follow_up_model, list_item
-from app.backoffice.schemas import (
-    CallDetail,
-    Consent,
-    HandOffStep,
-    LatencyPoint,
-    Message,
-    Note,
-    Recording,
-    ToolCall,
-    Turn,
-)
+from app.backoffice.schemas import CallDetail, LatencyPoint, Note, ToolCall, Turn
 from app.db.models import (
     Call,
+    CallMessage,
     CallNoteRow,
     CallOutcome,
+    CallSegment,
     CallSummary,
-    ConsentAudit,
-    ConsentDecisionRow,
     FollowUpRow,
     RecordingRow,
     ToolInvocationRow,
     TranscriptTurnRow,
+    TransferAttempt,
 )
-
-RecordingUrl = Callable[[str], str | None]
-
-
-def _rows(session: Session, model: Any, call_sid: str, order: Any) -> list[Any]:
-    return list(session.scalars(select(model).where(model.call_sid == call_sid).order_by(order)))
 
 
 def load_call(
@@ -56,21 +39,25 @@ def load_call(
         return None
     outcome = session.get(CallOutcome, call_sid)
     summary = session.get(CallSummary, call_sid)
-    turns: list[TranscriptTurnRow] = _rows(session, TranscriptTurnRow, call_sid, TranscriptTurnRow.seq)
-    tools: list[ToolInvocationRow] = _rows(session, ToolInvocationRow, call_sid, ToolInvocationRow.seq)
-    notes: list[CallNoteRow] = _rows(session, CallNoteRow, call_sid, CallNoteRow.at)
-    recordings: list[RecordingRow] = _rows(session, RecordingRow, call_sid, RecordingRow.started_at)
-    follow_ups: list[FollowUpRow] = _rows(session, FollowUpRow, call_sid, FollowUpRow.created_at)
-    tags = {note.tag for note in notes}
+    turns: list[TranscriptTurnRow] = rows_of(session, TranscriptTurnRow, call_sid, TranscriptTurnRow.seq)
+    tools: list[ToolInvocationRow] = rows_of(session, ToolInvocationRow, call_sid, ToolInvocationRow.seq)
+    notes: list[CallNoteRow] = rows_of(session, CallNoteRow, call_sid, CallNoteRow.at)
+    segments: list[CallSegment] = rows_of(session, CallSegment, call_sid, CallSegment.segment)
+    attempts: list[TransferAttempt] = rows_of(session, TransferAttempt, call_sid, TransferAttempt.segment)
+    messages: list[CallMessage] = rows_of(session, CallMessage, call_sid, CallMessage.at)
+    recordings: list[RecordingRow] = rows_of(session, RecordingRow, call_sid, RecordingRow.started_at)
+    follow_ups: list[FollowUpRow] = rows_of(session, FollowUpRow, call_sid, FollowUpRow.created_at)
     head = list_item(
         call,
         outcome.outcome if outcome else None,
         zone=zone,
         live=live,
-        message_taken="message" in tags,
-        transfer_attempted="transfer_started" in tags,
+        message_taken=bool(messages),
+        transfer_attempted=bool(attempts),
+        transferred=any(row.result == present.CONNECTED for row in attempts),
         followed_up=bool(follow_ups),
     )
+    alert = next((note.detail.get("why") for note in notes if note.tag == "staff_alert"), None)
     start = call.started_at
     return CallDetail(
         **head.model_dump(),
@@ -82,6 +69,8 @@ def load_call(
         summary=summary.text if summary else None,
         summary_method=summary.method if summary else None,
         outcome_reasons=list(outcome.reasons) if outcome else [],
+        flagged_local=present.local_text(call.flagged_at, zone) or None,
+        flag_reason=present.flag_text(alert) if call.flagged_at is not None else None,
         turns=[
             Turn(
                 seq=turn.seq,
@@ -107,63 +96,26 @@ def load_call(
             )
             for tool in tools
         ],
-        hand_offs=[
-            HandOffStep(
-                at=note.at,
-                at_local=present.local_text(note.at, zone),
-                step=note.tag,
-                detail=note.detail,
-                description=present.hand_off_description(note.tag, note.detail),
-            )
-            for note in notes
-            if note.tag in present.HAND_OFF_TAGS
-        ],
-        messages=[
-            Message(
-                at=note.at,
-                at_local=present.local_text(note.at, zone),
-                caller_name=note.detail.get("caller_name"),
-                callback_number=note.detail.get("callback_number"),
-                message=note.detail.get("message"),
-            )
-            for note in notes
-            if note.tag == "message"
-        ],
-        consent=_consent(session, call_sid, zone),
-        recordings=[
-            Recording(
-                recording_sid=rec.recording_sid,
-                started_at=rec.started_at,
-                started_local=present.local_text(rec.started_at, zone),
-                url=recording_url(rec.recording_sid),
-            )
-            for rec in recordings
-        ],
+        segments=call_record.segments(segments, start),
+        transfer_attempts=call_record.transfer_attempts(attempts, zone),
+        messages=call_record.messages(messages, zone),
+        consent=call_record.consent(session, call_sid, zone),
+        recordings=call_record.recordings(recordings, zone, recording_url),
+        cost_breakdown=call_record.cost_breakdown(call.cost_breakdown),
         latency=[
             LatencyPoint(label=label, at_seconds=at, wait_ms=wait)
             for label, at, wait in present.latency_timeline(start, turns)
         ],
         notes=[
-            Note(at=note.at, at_local=present.local_text(note.at, zone), tag=note.tag, detail=note.detail)
+            Note(
+                at=note.at,
+                at_local=present.local_text(note.at, zone),
+                tag=note.tag,
+                detail=note.detail,
+                description=present.note_text(note.tag, note.detail),
+            )
             for note in notes
-            if note.tag not in present.HAND_OFF_TAGS and note.tag != "message"
+            if note.tag not in present.TABLED_NOTE_TAGS
         ],
         follow_ups=[follow_up_model(row, zone) for row in follow_ups],
-    )
-
-
-def _consent(session: Session, call_sid: str, zone: ZoneInfo) -> Consent | None:
-    decision = session.get(ConsentDecisionRow, call_sid)
-    if decision is None:
-        return None
-    audit = session.get(ConsentAudit, call_sid)
-    return Consent(
-        mode=decision.mode,
-        caller_state=decision.caller_state,
-        notice_required=decision.notice_required,
-        reason=decision.reason,
-        notice_played_at=decision.notice_played_at,
-        notice_played_local=present.local_text(decision.notice_played_at, zone) or None,
-        audit_verdict=audit.verdict if audit else None,
-        audit_reason=audit.reason if audit else None,
     )

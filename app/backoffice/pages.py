@@ -36,6 +36,7 @@ MAX_FORM_BYTES = 16 * 1024
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 templates = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True)
 templates.filters["duration"] = present.duration_text
+templates.filters["recording_status"] = present.recording_status_text
 
 
 class SignInRequired(Exception):

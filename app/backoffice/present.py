@@ -1,11 +1,12 @@
-"""Words and numbers for people: outcome labels, masked numbers, local times, durations, the latency timeline.
+"""Words and numbers for people: outcome, end and transfer labels, masked numbers, local times, durations,
+cost parts, the latency timeline.
 
 Pure functions of stored values, so the pages and the API say the same thing and tests need no database.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 from zoneinfo import ZoneInfo
@@ -16,6 +17,7 @@ OUTCOME_LABELS = {
     "booked": "Appointment booked",
     "information_given": "Information given",
     "transferred": "Transferred to staff",
+    "message_taken": "Message taken",
     "emergency": "Emergency",
     "caller_hung_up": "Caller hung up",
     "agent_hung_up": "Agent ended the call",
@@ -23,23 +25,68 @@ OUTCOME_LABELS = {
     "capped": "Hit the call length limit",
     "failed": "Call failed",
 }
-HAND_OFF_TAGS = ("transfer_started", "transfer_result", "transfer_failed", "transferred")
+# Notes the call page shows from their own tables (transfer attempts, messages, the emergency flag).
+TABLED_NOTE_TAGS = frozenset({"transfer_started", "transfer_result", "message", "staff_alert"})
+CONNECTED = "completed"  # a transfer's result when the person took the call
 TRANSFER_RESULTS = {
-    "completed": "the person took the call",
+    CONNECTED: "the person took the call",
     "busy": "the line was busy",
     "no-answer": "nobody answered",
     "declined": "the person declined",
     "failed": "the call could not be placed",
     "canceled": "the caller hung up while it rang",
 }
+END_REASONS = {
+    "caller_hung_up": "the caller hung up",
+    "agent_hung_up": "the agent ended the call",
+    "transferred": "handed to a person",
+    "idle": "ended after silence",
+    "capped": "hit the call length limit",
+    "failed": "the call failed",
+    "abandoned": "the connection was lost",
+}
+NOTICE_NOT_HEARD = {
+    "interrupted": "the caller spoke over it",
+    "model_reconnected": "the model reconnected while it played",
+    "not_verbatim": "the agent did not say it word for word",
+    "never_started": "it never started",
+    "not_played": "it did not finish playing",
+}
+FLAG_REASONS = {
+    "emergency_no_human": "Possible emergency and no transfer number is set: the caller was told to dial "
+    "the emergency number",
+    "emergency_transfer_failed": "Possible emergency and the transfer to a person failed: the caller was "
+    "told to dial the emergency number",
+}
+COST_PARTS = {
+    "audio_in": "Caller audio",
+    "audio_out": "Agent audio",
+    "text": "Text and context",
+    "transcription": "Transcription",
+    "model": "Model (estimate)",
+    "summary": "Summary",
+}
+RECORDING_STATUSES = {
+    "in-progress": "still recording",
+    "completed": "ready",
+    "absent": "no audio was recorded",
+    "failed": "Twilio could not record it",
+}
+TRANSFER_FAILURES = {"no_human": "no transfer number is set", "rest": "Twilio did not accept it"}
+OTHER_NOTES = {
+    "emergency": "The caller described an emergency",
+    "model_reconnected": "The model connection dropped and was restored",
+    "model_failed": "The model connection failed",
+}
 
 
-def outcome_label(outcome: str | None, *, live: bool) -> str:
-    """The outcome in plain words ("In progress" while live, "Not classified yet" before the worker ran)."""
+def outcome_label(outcome: str | None, *, live: bool, transferring: bool = False) -> str:
+    """The outcome in plain words ("In progress" while live, "Being transferred" while a person's phone rings
+    or they talk, "Not classified yet" before the worker ran)."""
     if live:
         return "In progress"
     if outcome is None:
-        return "Not classified yet"
+        return "Being transferred" if transferring else "Not classified yet"
     return OUTCOME_LABELS.get(outcome, outcome.replace("_", " ").capitalize())
 
 
@@ -77,17 +124,69 @@ def segment_of(seq: int) -> int:
     return (seq - 1) // SEGMENT_SEQ_STRIDE + 1 if seq > 0 else 1
 
 
-def hand_off_description(tag: str, detail: dict[str, object]) -> str:
-    """A transfer step in plain words."""
-    if tag == "transfer_started":
-        return f"Transfer started (reason: {str(detail.get('reason') or 'not given').replace('_', ' ')})"
-    if tag == "transfer_result":
-        status = str(detail.get("status") or "unknown")
-        return f"Transfer result: {TRANSFER_RESULTS.get(status, status)}"
+def end_reason_text(reason: str | None) -> str:
+    """How a segment ended, in plain words."""
+    if reason is None:
+        return "still going on"
+    return END_REASONS.get(reason, reason.replace("_", " "))
+
+
+def transfer_result_text(result: str | None) -> str | None:
+    """How a transfer ended, in plain words (None while it rings)."""
+    if result is None:
+        return None
+    return TRANSFER_RESULTS.get(result, result.replace("-", " "))
+
+
+def transfer_text(reason: str | None, result: str | None) -> str:
+    """A transfer attempt in plain words: why it started and how it ended."""
+    why = (reason or "not given").replace("_", " ")
+    outcome = transfer_result_text(result)
+    if outcome is None:
+        return f"Transfer to a person (reason: {why}): ringing, no result yet"
+    back = "" if result == CONNECTED else "; the caller came back to the agent"
+    return f"Transfer to a person (reason: {why}): {outcome}{back}"
+
+
+def notice_not_heard_text(why_not: str | None) -> str | None:
+    """Why a notice attempt does not count, in plain words (None when it was heard)."""
+    if why_not is None:
+        return None
+    return NOTICE_NOT_HEARD.get(why_not, why_not.replace("_", " "))
+
+
+def flag_text(why: object) -> str:
+    """Why staff were alerted during the call."""
+    return FLAG_REASONS.get(str(why), "Staff were alerted during the call")
+
+
+def note_text(tag: str, detail: Mapping[str, object]) -> str:
+    """Any other note in plain words."""
     if tag == "transfer_failed":
-        why = str(detail.get("why") or "unknown").replace("_", " ")
-        return f"Transfer could not start ({why})"
-    return "Transferred to a person"
+        why = str(detail.get("why") or "unknown")
+        return f"A transfer could not start ({TRANSFER_FAILURES.get(why, why.replace('_', ' '))})"
+    return OTHER_NOTES.get(tag, tag.replace("_", " ").capitalize())
+
+
+def recording_status_text(status: str | None) -> str:
+    """Twilio's recording status in plain words (empty when no status callback came)."""
+    if status is None:
+        return ""
+    return RECORDING_STATUSES.get(status, status.replace("-", " "))
+
+
+def cost_parts(breakdown: Mapping[str, object] | None) -> list[tuple[str, str, float]]:
+    """(part, label, USD) for each part of the call's cost, in a fixed order, unknown parts last."""
+    parts = dict(breakdown or {})
+    order = [part for part in COST_PARTS if part in parts] + sorted(set(parts) - set(COST_PARTS))
+    rows = []
+    for part in order:
+        try:
+            usd = float(str(parts[part]))
+        except ValueError:
+            continue  # not a number: nothing a person could read either
+        rows.append((part, COST_PARTS.get(part, part.replace("_", " ").capitalize()), usd))
+    return rows
 
 
 class TimedTurn(Protocol):

@@ -2,8 +2,8 @@
 
 They run in a worker thread (see `store.py`), never on the relay's event loop. The calls list is one
 statement with EXISTS sub-selects for the per-call flags, so a page costs the same whatever the call volume;
-`load_call` reads one call's rows table by table, which is where a new kind of record (segments, transfer
-attempts, recording callbacks) slots in.
+a message taken is a `call_messages` row, a transfer tried is a `transfer_attempts` row and a transfer that
+connected is one whose result is `completed` (one that came back was only tried).
 """
 
 from __future__ import annotations
@@ -20,11 +20,13 @@ from app.backoffice import present
 from app.backoffice.schemas import CallListItem, CallPage, FollowUp
 from app.db.models import (
     CALL_LIVE,
+    CALL_TRANSFERRING,
     Call,
-    CallNoteRow,
+    CallMessage,
     CallOutcome,
     FollowUpRow,
     TranscriptTurnRow,
+    TransferAttempt,
 )
 from app.db.types import utc_now
 
@@ -76,8 +78,13 @@ def _filtered(stmt: S, filters: CallFilters, zone: ZoneInfo, live_sids: frozense
     return stmt
 
 
-def _note_exists(tag: str) -> ColumnElement[bool]:
-    return exists().where(CallNoteRow.call_sid == Call.call_sid, CallNoteRow.tag == tag)
+def _message_taken() -> ColumnElement[bool]:
+    return exists().where(CallMessage.call_sid == Call.call_sid)
+
+
+def _transfer_exists(*, connected: bool) -> ColumnElement[bool]:
+    found = exists().where(TransferAttempt.call_sid == Call.call_sid)
+    return found.where(TransferAttempt.result == present.CONNECTED) if connected else found
 
 
 def list_calls(
@@ -91,8 +98,9 @@ def list_calls(
     stmt = select(
         Call,
         CallOutcome.outcome,
-        _note_exists("message").label("message_taken"),
-        _note_exists("transfer_started").label("transfer_attempted"),
+        _message_taken().label("message_taken"),
+        _transfer_exists(connected=False).label("transfer_attempted"),
+        _transfer_exists(connected=True).label("transferred"),
         exists().where(FollowUpRow.call_sid == Call.call_sid).label("followed_up"),
     ).outerjoin(CallOutcome, CallOutcome.call_sid == Call.call_sid)
     stmt = _filtered(stmt, filters, zone, live_sids).order_by(_started().desc(), Call.call_sid)
@@ -105,6 +113,7 @@ def list_calls(
             live=row.Call.call_sid in live_sids,
             message_taken=bool(row.message_taken),
             transfer_attempted=bool(row.transfer_attempted),
+            transferred=bool(row.transferred),
             followed_up=bool(row.followed_up),
         )
         for row in session.execute(stmt)
@@ -127,10 +136,12 @@ def list_item(
     live: bool,
     message_taken: bool,
     transfer_attempted: bool,
+    transferred: bool,
     followed_up: bool,
 ) -> CallListItem:
     """A call's row in the list (also the head of its detail)."""
     live = live or call.status == CALL_LIVE
+    transferring = call.status == CALL_TRANSFERRING
     started = call.started_at or call.created_at
     if call.ended_at is not None and call.started_at is not None:
         duration: float | None = (call.ended_at - call.started_at).total_seconds()
@@ -149,12 +160,14 @@ def list_item(
         status=call.status,
         end_reason=call.end_reason,
         outcome=outcome,
-        outcome_label=present.outcome_label(outcome, live=live),
+        outcome_label=present.outcome_label(outcome, live=live, transferring=transferring),
         cost_usd=float(call.cost_usd) if call.cost_usd is not None else None,
         message_taken=message_taken,
-        transferred=call.end_reason == "transferred" or outcome == "transferred",
+        transferred=transferred,
         transfer_attempted=transfer_attempted,
         followed_up=followed_up,
+        flagged=call.flagged_at is not None,
+        flagged_at=call.flagged_at,
     )
 
 

@@ -27,10 +27,12 @@ class CallListItem(BaseModel):
     outcome: str | None
     outcome_label: str
     cost_usd: float | None
-    message_taken: bool
-    transferred: bool = Field(description="The call ended with a completed hand-off to a person.")
-    transfer_attempted: bool
+    message_taken: bool = Field(description="The agent took at least one message for staff.")
+    transferred: bool = Field(description="A transfer connected: a person took the call.")
+    transfer_attempted: bool = Field(description="A transfer rang out, whatever its result.")
     followed_up: bool
+    flagged: bool = Field(description="Staff were alerted during the call (an emergency).")
+    flagged_at: datetime | None
 
 
 class CallPage(BaseModel):
@@ -68,13 +70,31 @@ class ToolCall(BaseModel):
     latency_ms: float
 
 
-class HandOffStep(BaseModel):
-    """A step of a transfer attempt: started (why), its result (completed, busy, no-answer...), or failed."""
+class Segment(BaseModel):
+    """One stream of the phone call: the first, and one more each time the caller came back to the agent."""
 
-    at: datetime
-    at_local: str
-    step: str
-    detail: dict[str, Any]
+    segment: int
+    model: str | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    at_seconds: float | None = Field(description="Seconds from the start of the call.")
+    duration_seconds: float | None
+    end_reason: str | None
+    end_reason_label: str
+    cost_usd: float | None
+
+
+class TransferAttempt(BaseModel):
+    """A hand-off to a person started in `segment`, and how it ended (None while it rings)."""
+
+    segment: int
+    reason: str | None
+    started_at: datetime | None
+    started_local: str
+    result: str | None = Field(description="completed | busy | no-answer | declined | failed | canceled")
+    result_at: datetime | None
+    result_text: str | None = Field(description="The result in plain words (None while it rings).")
+    connected: bool = Field(description="A person took the call; otherwise the caller came back.")
     description: str
 
 
@@ -85,11 +105,23 @@ class Message(BaseModel):
     at_local: str
     caller_name: str | None
     callback_number: str | None
-    message: str | None
+    message: str
+
+
+class NoticeAttempt(BaseModel):
+    """One attempt at the recording notice: what the model said and whether the caller heard all of it."""
+
+    attempt: int
+    at: datetime
+    at_local: str
+    heard: bool
+    said: str
+    why_not: str | None = Field(description="interrupted | model_reconnected | not_verbatim | ...")
+    why_not_text: str | None
 
 
 class Consent(BaseModel):
-    """The recording-notice decision, when the notice was heard, and the post-call audit's verdict."""
+    """The recording-notice decision, each attempt at the notice, and the post-call audit's verdict."""
 
     mode: str
     caller_state: str | None
@@ -99,6 +131,7 @@ class Consent(BaseModel):
     notice_played_local: str | None
     audit_verdict: str | None
     audit_reason: str | None
+    notice_attempts: list[NoticeAttempt]
 
 
 class Recording(BaseModel):
@@ -107,9 +140,20 @@ class Recording(BaseModel):
     recording_sid: str
     started_at: datetime
     started_local: str
+    status: str | None = Field(description="Twilio's recording status (completed, absent, failed...).")
+    duration_seconds: float | None
     url: str | None = Field(
         description="Twilio's media URL (needs the account's credentials when protected)."
     )
+    playable: bool = Field(description="Staff can play it: Twilio has not said it failed or is absent.")
+
+
+class CostPart(BaseModel):
+    """What one part of the call cost (audio in, audio out, text, transcription, the summary)."""
+
+    part: str
+    label: str
+    usd: float
 
 
 class LatencyPoint(BaseModel):
@@ -123,12 +167,13 @@ class LatencyPoint(BaseModel):
 
 
 class Note(BaseModel):
-    """Any other fact the relay noted (emergency, model reconnects, ...)."""
+    """Any other fact the relay noted (emergency, model reconnects, a transfer that could not start...)."""
 
     at: datetime
     at_local: str
     tag: str
     detail: dict[str, Any]
+    description: str
 
 
 class FollowUp(BaseModel):
@@ -157,12 +202,16 @@ class CallDetail(CallListItem):
     summary: str | None
     summary_method: str | None
     outcome_reasons: list[Any]
+    flagged_local: str | None
+    flag_reason: str | None = Field(description="Why staff were alerted, in plain words.")
     turns: list[Turn]
     tools: list[ToolCall]
-    hand_offs: list[HandOffStep]
+    segments: list[Segment]
+    transfer_attempts: list[TransferAttempt]
     messages: list[Message]
     consent: Consent | None
     recordings: list[Recording]
+    cost_breakdown: list[CostPart]
     latency: list[LatencyPoint]
     notes: list[Note]
     follow_ups: list[FollowUp]

@@ -138,6 +138,8 @@ async def _use_the_back_office(browser: Browser, relay_url: str, sid: str, summa
     await expect(page.locator(".turn.agent").last).to_contain_text("You are booked. See you then.")
     await expect(page.get_by_text("book appointment")).to_be_visible()
     await expect(page.get_by_text("Nobody has followed up on this call yet.")).to_be_visible()
+    # The cost by part, as the workers priced it from the relay's usage.
+    await expect(page.get_by_role("table", name="Cost by part")).to_contain_text("Agent audio")
     assert sid in page.url
     await _shot(page, "3-call")
 

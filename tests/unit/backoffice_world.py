@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -17,9 +18,12 @@ from app.calls.events import (
     CallEvent,
     CallNote,
     CallStarted,
+    CallStatus,
     ConsentDecision,
+    ConsentNoticeAttempt,
     MemorySink,
     RecordingStarted,
+    RecordingStatus,
     ToolInvocation,
     TranscriptTurn,
     event_to_record,
@@ -27,7 +31,7 @@ from app.calls.events import (
 from app.db.call_records import record_event
 from app.db.engine import make_engine, make_session_factory
 from app.db.migrate import upgrade_database
-from app.db.models import CallOutcome, CallSummary
+from app.db.models import Call, CallOutcome, CallSummary
 from app.main import create_app
 from app.settings import Settings, load_settings
 
@@ -39,6 +43,19 @@ LIVE = "CA" + "3" * 32
 T_BOOKED = datetime(2026, 11, 30, 15, 0, tzinfo=UTC).timestamp()
 T_HUNG_UP = T_BOOKED + 86_400
 T_LIVE = T_BOOKED + 2 * 86_400
+# What a transfer that came back, one that connected and an emergency leave (`open_world(..., records=True)`),
+# on the three days before the booked call.
+CAME_BACK = "CA" + "4" * 32
+CONNECTED = "CA" + "5" * 32
+EMERGENCY = "CA" + "6" * 32
+T_CAME_BACK = T_BOOKED - 86_400
+T_CONNECTED = T_BOOKED - 2 * 86_400
+T_EMERGENCY = T_BOOKED - 3 * 86_400
+CAME_BACK_RECORDING = "RE" + "c" * 32
+CAME_BACK_RECORDING_URL = (
+    f"https://api.twilio.com/2010-04-01/Accounts/AC{'f' * 32}/Recordings/{CAME_BACK_RECORDING}"
+)
+NOTICE = "This call may be recorded for quality."
 
 
 def booked_call() -> list[CallEvent]:
@@ -89,6 +106,64 @@ def live_call() -> list[CallEvent]:
     ]
 
 
+def came_back_call() -> list[CallEvent]:
+    """Transferred, nobody answered, back to the agent who took a message; the notice heard at the 2nd try."""
+    t, sid, model = T_CAME_BACK, CAME_BACK, "gpt-realtime-mini"
+    usage = {"input_audio_tokens": 200, "output_audio_tokens": 300, "input_text_tokens": 500}
+    return [
+        CallStarted(sid, "+15553334444", "+15559990000", "CA", model, t),
+        ConsentNoticeAttempt(sid, 1, t + 1.0, False, "This call may", "interrupted"),
+        ConsentNoticeAttempt(sid, 2, t + 6.0, True, NOTICE),
+        ConsentDecision(sid, "auto", "CA", True, "two-party consent state", notice_played_at=t + 6.0),
+        RecordingStarted(sid, CAME_BACK_RECORDING, t + 6.2),
+        TranscriptTurn(sid, 1, "agent", f"Hello. {NOTICE}", t + 0.1, t + 6.0),
+        TranscriptTurn(
+            sid, 2, "caller", "Can I speak to Dr Patel?", t + 6.5, t + 8.0, speech_ended_at=t + 8.0
+        ),
+        TranscriptTurn(sid, 3, "agent", "Let me put you through.", t + 8.5, t + 10.0),
+        CallNote(sid, t + 10.5, "transfer_started", {"reason": "caller_asked", "segment": 1}),
+        CallEnded(sid, t + 11.0, "transferred", 11.0, 6.0, usage, segment=1, model=model),
+        CallNote(sid, t + 35.0, "transfer_result", {"status": "no-answer", "segment": 1}),
+        CallStarted(sid, "+15553334444", "+15559990000", "CA", model, t + 36.0, segment=2),
+        TranscriptTurn(sid, 1001, "agent", "Nobody answered. Can I take a message?", t + 36.2, t + 39.0),
+        TranscriptTurn(sid, 1002, "caller", "Tell her my crown came off", t + 39.5, t + 41.0),
+        CallNote(
+            sid,
+            t + 42.0,
+            "message",
+            {"message": "My crown came off", "caller_name": "Ana Ruiz", "callback_number": "+15553334444"},
+        ),
+        CallEnded(sid, t + 50.0, "caller_hung_up", 14.0, 6.0, usage, segment=2, model=model),
+        CallStatus(sid, t + 50.5, "completed", 50.0),
+        RecordingStatus(sid, CAME_BACK_RECORDING, "completed", t + 51, CAME_BACK_RECORDING_URL, 43.0),
+    ]
+
+
+def connected_call() -> list[CallEvent]:
+    """Handed to a person who took the call."""
+    t, sid = T_CONNECTED, CONNECTED
+    return [
+        CallStarted(sid, "+15556667777", "+15559990000", "NY", "gpt-realtime-mini", t),
+        TranscriptTurn(sid, 1, "agent", "Hello, how can I help?", t + 0.2, t + 1.5),
+        CallNote(sid, t + 5.0, "transfer_started", {"reason": "caller_asked", "segment": 1}),
+        CallEnded(sid, t + 6.0, "transferred", 6.0, 2.0, segment=1),
+        CallNote(sid, t + 20.0, "transfer_result", {"status": "completed", "segment": 1}),
+    ]
+
+
+def emergency_call() -> list[CallEvent]:
+    """An emergency with no transfer number: staff alerted during the call."""
+    t, sid = T_EMERGENCY, EMERGENCY
+    return [
+        CallStarted(sid, "+15558889999", "+15559990000", "NY", "gpt-realtime-mini", t),
+        TranscriptTurn(sid, 1, "caller", "My face is swelling and I can't breathe", t + 1.0, t + 3.0),
+        CallNote(sid, t + 3.5, "emergency", {}),
+        CallNote(sid, t + 3.6, "transfer_failed", {"why": "no_human"}),
+        CallNote(sid, t + 3.7, "staff_alert", {"why": "emergency_no_human"}),
+        CallEnded(sid, t + 9.0, "caller_hung_up", 9.0, 5.0),
+    ]
+
+
 def settings_for(tmp_path: Path, token: str | None = TOKEN) -> Settings:
     return load_settings(
         _env_file=None,
@@ -117,7 +192,9 @@ class World:
                 record_event(session, event_to_record(event))
 
 
-def open_world(tmp_path: Path, *, token: str | None = TOKEN, calls: bool = True) -> Iterator[World]:
+def open_world(
+    tmp_path: Path, *, token: str | None = TOKEN, calls: bool = True, records: bool = False
+) -> Iterator[World]:
     settings = settings_for(tmp_path, token)
     upgrade_database(settings)
     engine = make_engine(settings)
@@ -132,6 +209,23 @@ def open_world(tmp_path: Path, *, token: str | None = TOKEN, calls: bool = True)
             session.add(CallOutcome(call_sid=BOOKED, outcome="booked", reasons=["tool book_appointment"]))
             session.add(CallSummary(call_sid=BOOKED, text="Sam booked a cleaning for Tuesday.", method="llm"))
             session.add(CallOutcome(call_sid=HUNG_UP, outcome="caller_hung_up", reasons=[]))
+    if records:
+        world.store(came_back_call() + connected_call() + emergency_call())
+        with sessions.begin() as session:
+            for sid, outcome in (
+                (CAME_BACK, "message_taken"),
+                (CONNECTED, "transferred"),
+                (EMERGENCY, "emergency"),
+            ):
+                session.add(CallOutcome(call_sid=sid, outcome=outcome, reasons=[]))
+            session.add(
+                CallSummary(call_sid=CAME_BACK, text="Ana left a message for Dr Patel.", method="llm")
+            )
+            came_back = session.get(Call, CAME_BACK)
+            assert came_back is not None and came_back.cost_breakdown  # priced from its two segments
+            parts = came_back.cost_breakdown | {"summary": "0.00020"}  # as the summary step adds it
+            came_back.cost_breakdown = parts
+            came_back.cost_usd = sum((Decimal(value) for value in parts.values()), Decimal(0))
     try:
         yield world
     finally:

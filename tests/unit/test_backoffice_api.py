@@ -11,10 +11,25 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
-from app.calls.events import MemorySink
+from app.calls.events import MemorySink, RecordingStatus
 from app.main import create_app
 from app.settings import load_settings
-from tests.unit.backoffice_world import BOOKED, HUNG_UP, LIVE, TOKEN, World, open_world, settings_for
+from tests.unit.backoffice_world import (
+    BOOKED,
+    CAME_BACK,
+    CAME_BACK_RECORDING,
+    CAME_BACK_RECORDING_URL,
+    CONNECTED,
+    EMERGENCY,
+    HUNG_UP,
+    LIVE,
+    NOTICE,
+    T_CAME_BACK,
+    TOKEN,
+    World,
+    open_world,
+    settings_for,
+)
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -22,6 +37,11 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
     yield from open_world(tmp_path)
+
+
+@pytest.fixture
+def records(tmp_path: Path) -> Iterator[World]:
+    yield from open_world(tmp_path, records=True)
 
 
 def test_without_a_token_setting_the_api_and_pages_do_not_exist(tmp_path: Path) -> None:
@@ -130,10 +150,10 @@ def test_a_call_comes_with_everything_its_page_shows(world: World) -> None:
         (8.0, 600.0),  # caller stopped at 7.4 (the interrupted reply was cut at 6.4)
     ]
     hung_up = world.client.get(f"/api/calls/{HUNG_UP}", headers=AUTH).json()
-    assert [step["description"] for step in hung_up["hand_offs"]] == [
-        "Transfer started (reason: caller request)",
-        "Transfer result: nobody answered",
-    ]
+    assert [(a["result"], a["connected"]) for a in hung_up["transfer_attempts"]] == [("no-answer", False)]
+    assert hung_up["transfer_attempts"][0]["description"] == (
+        "Transfer to a person (reason: caller request): nobody answered; the caller came back to the agent"
+    )
     assert world.client.get(f"/api/calls/CA{'9' * 32}", headers=AUTH).status_code == 404
 
 
@@ -181,3 +201,85 @@ def test_an_unmigrated_database_gets_a_plain_503_not_a_traceback(tmp_path: Path)
     finally:
         client.close()
         app.state.backoffice.store.close()
+
+
+def test_the_list_says_message_taken_transferred_or_tried_and_flags_an_emergency(records: World) -> None:
+    listed = {c["call_sid"]: c for c in records.client.get("/api/calls", headers=AUTH).json()["calls"]}
+    came_back, connected, emergency = listed[CAME_BACK], listed[CONNECTED], listed[EMERGENCY]
+    assert came_back["outcome_label"] == "Message taken" and came_back["message_taken"] is True
+    assert (came_back["transfer_attempted"], came_back["transferred"]) == (True, False)  # nobody answered
+    assert (connected["transfer_attempted"], connected["transferred"]) == (True, True)
+    assert connected["message_taken"] is False
+    assert emergency["flagged"] is True and emergency["flagged_at"].startswith("2026-11-27T15:00:03.7")
+    assert [sid for sid, call in listed.items() if call["flagged"]] == [EMERGENCY]
+    assert [sid for sid, call in listed.items() if call["transferred"]] == [CONNECTED]
+
+
+def test_a_call_that_came_back_shows_both_segments_the_attempt_message_notice_and_recording(
+    records: World,
+) -> None:
+    call = records.client.get(f"/api/calls/{CAME_BACK}", headers=AUTH).json()
+    assert [
+        (s["segment"], s["at_seconds"], s["duration_seconds"], s["end_reason"]) for s in call["segments"]
+    ] == [
+        (1, 0.0, 11.0, "transferred"),
+        (2, 36.0, 14.0, "caller_hung_up"),
+    ]
+    assert call["duration_seconds"] == 50.0  # first start to last end: both segments
+    [attempt] = call["transfer_attempts"]
+    assert (attempt["segment"], attempt["reason"], attempt["result"]) == (1, "caller_asked", "no-answer")
+    assert attempt["result_text"] == "nobody answered" and attempt["connected"] is False
+    assert [t["segment"] for t in call["turns"]] == [1, 1, 1, 2, 2]
+    assert call["messages"] == [
+        {
+            "at": "2026-11-29T15:00:42Z",
+            "at_local": "Sun 29 Nov 2026, 10:00 AM",
+            "caller_name": "Ana Ruiz",
+            "callback_number": "+15553334444",
+            "message": "My crown came off",
+        }
+    ]
+    attempts = call["consent"]["notice_attempts"]
+    assert [(a["attempt"], a["heard"], a["why_not"], a["said"]) for a in attempts] == [
+        (1, False, "interrupted", "This call may"),
+        (2, True, None, NOTICE),
+    ]
+    assert attempts[0]["why_not_text"] == "the caller spoke over it"
+    [recording] = call["recordings"]
+    assert recording["url"] == CAME_BACK_RECORDING_URL  # Twilio's, from the status callback
+    assert (recording["status"], recording["duration_seconds"], recording["playable"]) == (
+        "completed",
+        43.0,
+        True,
+    )
+    assert call["notes"] == []  # transfer and message notes are shown from their own tables
+    assert call["flagged"] is False and call["flag_reason"] is None
+
+
+def test_the_cost_comes_with_its_breakdown_by_part(records: World) -> None:
+    call = records.client.get(f"/api/calls/{CAME_BACK}", headers=AUTH).json()
+    parts = {part["part"]: part["usd"] for part in call["cost_breakdown"]}
+    assert list(parts) == ["audio_in", "audio_out", "text", "transcription", "summary"]
+    assert parts["summary"] == 0.0002 and parts["audio_out"] > parts["audio_in"] > 0
+    assert call["cost_usd"] == pytest.approx(sum(parts.values()), abs=1e-5)
+    assert [part["label"] for part in call["cost_breakdown"]][:2] == ["Caller audio", "Agent audio"]
+    segment_costs = [segment["cost_usd"] for segment in call["segments"]]
+    assert all(cost > 0 for cost in segment_costs)
+    assert sum(segment_costs) + parts["summary"] == pytest.approx(call["cost_usd"], abs=1e-5)
+
+
+def test_an_emergency_is_flagged_with_why_staff_were_alerted(records: World) -> None:
+    call = records.client.get(f"/api/calls/{EMERGENCY}", headers=AUTH).json()
+    assert call["flagged"] is True and call["flagged_local"] == "Fri 27 Nov 2026, 10:00 AM"
+    assert call["flag_reason"].startswith("Possible emergency and no transfer number is set")
+    assert [note["description"] for note in call["notes"]] == [
+        "The caller described an emergency",
+        "A transfer could not start (no transfer number is set)",
+    ]
+    assert call["transfer_attempts"] == [] and call["transfer_attempted"] is False
+
+
+def test_a_recording_twilio_could_not_make_is_not_offered_for_playing(records: World) -> None:
+    records.store([RecordingStatus(CAME_BACK, CAME_BACK_RECORDING, "absent", T_CAME_BACK + 60)])
+    [recording] = records.client.get(f"/api/calls/{CAME_BACK}", headers=AUTH).json()["recordings"]
+    assert (recording["status"], recording["playable"]) == ("absent", False)

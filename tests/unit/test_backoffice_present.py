@@ -7,12 +7,17 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from app.backoffice.present import (
+    cost_parts,
     duration_text,
+    flag_text,
     latency_timeline,
     local_text,
     mask_number,
+    note_text,
     outcome_label,
+    recording_status_text,
     segment_of,
+    transfer_text,
 )
 
 T0 = datetime(2026, 7, 1, 16, 5, tzinfo=UTC)
@@ -66,3 +71,41 @@ def test_latency_counts_the_greeting_from_the_stream_and_replies_from_the_caller
         ("Agent: “Bye!”", 9.0, None),
     ]
     assert latency_timeline(None, turns) == []
+
+
+def test_a_transfer_that_came_back_is_not_told_as_a_hand_off() -> None:
+    assert (
+        transfer_text("caller_asked", "completed")
+        == "Transfer to a person (reason: caller asked): the person took the call"
+    )
+    assert transfer_text("emergency", "busy").endswith("the line was busy; the caller came back to the agent")
+    assert transfer_text(None, None) == "Transfer to a person (reason: not given): ringing, no result yet"
+    assert outcome_label("message_taken", live=False) == "Message taken"
+    assert outcome_label(None, live=False, transferring=True) == "Being transferred"
+
+
+def test_cost_parts_come_in_a_fixed_order_with_labels_and_skip_what_is_not_a_number() -> None:
+    parts = cost_parts(
+        {"summary": "0.0002", "new_part": 0.5, "audio_out": "0.012", "audio_in": "x", "text": "0"}
+    )
+    assert parts == [
+        ("audio_out", "Agent audio", 0.012),
+        ("text", "Text and context", 0.0),
+        ("summary", "Summary", 0.0002),
+        ("new_part", "New part", 0.5),
+    ]
+    assert cost_parts(None) == []
+
+
+def test_notes_flags_and_recording_statuses_read_plainly() -> None:
+    assert (
+        note_text("transfer_failed", {"why": "rest"})
+        == "A transfer could not start (Twilio did not accept it)"
+    )
+    assert note_text("model_reconnected", {}) == "The model connection dropped and was restored"
+    assert note_text("something_new", {}) == "Something new"
+    assert flag_text("emergency_transfer_failed").startswith(
+        "Possible emergency and the transfer to a person failed"
+    )
+    assert flag_text(None) == "Staff were alerted during the call"
+    assert (recording_status_text("absent"), recording_status_text(None)) == ("no audio was recorded", "")
