@@ -11,11 +11,12 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from openai import AsyncOpenAI
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from app.calls.caller_limits import CallerLimits
 from app.calls.events import CallEventSink
 from app.calls.filler_audio import prepare_filler_audio
 from app.calls.relay import Relay
 from app.functions.booking import booking_tools
-from app.functions.business import make_business_backend
+from app.functions.business import BackendFactory, make_business_backend
 from app.functions.registry import ToolRegistry
 from app.metrics import RelayMetrics
 from app.realtime.session import make_openai_client
@@ -29,13 +30,15 @@ def create_app(
     *,
     sink: CallEventSink,
     client: AsyncOpenAI | None = None,
+    business: BackendFactory = make_business_backend,
 ) -> FastAPI:
-    """Build the relay app. `sink` receives every call event (the outbox in production)."""
+    """Build the relay app. `sink` receives every call event (the outbox in production); `business` builds
+    the business backend (the demo and dev commands pass the demo office's)."""
     settings.auth_token()  # refuse to start without the token that checks Twilio signatures
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        backend = make_business_backend(settings)
+        backend = business(settings)
         tools = ToolRegistry(
             booking_tools(backend, timezone=settings.business_timezone),
             default_timeout=settings.tool_timeout_seconds,
@@ -45,11 +48,13 @@ def create_app(
         relay = Relay(settings, client=openai_client, tools=tools, sink=sink, rest=rest, metrics=metrics)
         metrics.watch(relay, sink)
         app.state.relay = relay
+        app.state.caller_limits = CallerLimits(settings)
         await asyncio.to_thread(prepare_filler_audio)
         try:
             yield
         finally:
             await relay.shutdown()
+            await app.state.caller_limits.aclose()
             await backend.aclose()
             if rest is not None:
                 await rest.aclose()

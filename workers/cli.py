@@ -24,13 +24,17 @@ import redis
 from sqlalchemy import select
 
 from app.logs import configure_logging
-from app.settings import Settings, load_settings
+from app.settings import Settings, SettingsError, load_settings
+from app.settings_errors import settings_guard
 
 CHILD_STOP_SECONDS = 30.0
 
 
-def _settings() -> Settings:
+def _settings(*, production_checked: bool = False) -> Settings:
+    """This process's settings; with `production_checked`, refused where they would lose events."""
     settings = load_settings()
+    if production_checked and settings.production_problems():
+        raise SettingsError(settings.production_problems())
     configure_logging(settings.log_level, json_lines=settings.log_json)
     return settings
 
@@ -43,7 +47,7 @@ def run_worker(args: argparse.Namespace) -> int:
     """Run a Celery worker in this process until it is stopped."""
     from workers.celery_app import QUEUE, make_celery
 
-    settings = _settings()
+    settings = _settings(production_checked=True)
     app = make_celery(settings, visibility_timeout_seconds=args.visibility_timeout)
     argv = [
         "worker",
@@ -65,7 +69,7 @@ def run_beat_command(args: argparse.Namespace) -> int:
     from workers.beat import make_beat_lock, run_beat
     from workers.celery_app import make_celery
 
-    settings = _settings()
+    settings = _settings(production_checked=True)
     lock = make_beat_lock(settings)
     deadline = time.monotonic() + args.wait_for_lock
     while True:
@@ -102,7 +106,7 @@ def run_dev(args: argparse.Namespace) -> int:
     try:
         # The relay's entry point lives in app/cli.py, which imports this module: resolve it at run time.
         serve = importlib.import_module("app.cli").serve
-        serve(settings, args.host, args.port)
+        serve(settings, args.host, args.port, demo_when_unset=True)
     except KeyboardInterrupt:
         pass
     finally:
@@ -213,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m workers.cli")
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
-    code: int = args.handler(args)
+    code: int = settings_guard("voice-agent", lambda: args.handler(args))
     return code
 
 

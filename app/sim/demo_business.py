@@ -11,9 +11,13 @@ import datetime as dt
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
 from fastapi import FastAPI, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+
+from app.functions.business import BusinessBackend, make_business_backend
+from app.settings import Settings
 
 OPENING_HOURS: dict[int, tuple[str, str] | None] = {
     0: ("09:00", "17:00"),
@@ -110,6 +114,12 @@ def create_demo_business_app(*, timezone: str = "America/New_York") -> FastAPI:
         )
 
     return app
+
+
+def demo_backend(settings: Settings) -> BusinessBackend:
+    """The demo office as the relay's business backend, in-process (for the demo, dev and tests only)."""
+    app = create_demo_business_app(timezone=settings.business_timezone)
+    return make_business_backend(settings, transport=httpx.ASGITransport(app=app))
 
 
 def main() -> None:

@@ -18,8 +18,10 @@ import uvicorn
 
 from app.calls.events import CallEventSink, MemorySink
 from app.calls.relay import Relay
+from app.functions.business import make_business_backend
 from app.main import create_app
 from app.settings import Settings, load_settings
+from app.sim.demo_business import demo_backend
 from app.sim.realtime_script import SimTurn
 from app.sim.realtime_server import RealtimeSimulator
 from app.sim.twilio_caller import SimulatedCaller
@@ -119,11 +121,16 @@ async def local_stack(
             "public_base_url": PUBLIC_BASE_URL,
             "business_api_base": None,
             "redis_url": None,
+            # Simulated callers all dial from one number: tests of the per-caller limits set their own.
+            "max_calls_per_caller": 10_000,
+            "max_calls_per_caller_per_hour": 1_000_000,
         }
         overrides.update(settings_overrides or {})
         settings = load_settings(_env_file=None, **overrides)
         event_sink = sink if sink is not None else MemorySink()
-        app = create_app(settings, sink=event_sink)
+        # The demo office answers unless a test points BUSINESS_API_BASE at a backend of its own.
+        business = demo_backend if settings.business_api_base is None else make_business_backend
+        app = create_app(settings, sink=event_sink, business=business)
         server = await serve_in_background(app)
         try:
             relay: Relay = app.state.relay
