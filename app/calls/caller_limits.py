@@ -197,6 +197,11 @@ class CallerLimits:
             self._admitted[call_sid] = (store, key)
         return refusal
 
+    @property
+    def counted_calls(self) -> int:
+        """Calls admitted here whose end has not been released yet."""
+        return len(self._admitted)
+
     async def release(self, call_sid: str) -> None:
         """The call ended: free its concurrent slot in the store that admitted it."""
         store, key = self._admitted.pop(call_sid, (None, ""))
