@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import uvicorn
 
+from app.calls.caller_limits import CallerLimits
 from app.calls.events import CallEventSink, MemorySink
 from app.calls.relay import Relay
 from app.functions.business import make_business_backend
@@ -41,6 +42,7 @@ class LocalStack:
     sink: CallEventSink
     server: uvicorn.Server
     rest: SimulatedTwilioRest | None = None
+    caller_limits: CallerLimits | None = None
 
     def caller(self, **kwargs: Any) -> SimulatedCaller:
         """A simulated caller dialling this relay, signing as Twilio would (and known to the REST sim)."""
@@ -142,6 +144,7 @@ async def local_stack(
                 sink=event_sink,
                 server=server,
                 rest=rest,
+                caller_limits=app.state.caller_limits,
             )
             yield stack
         finally:

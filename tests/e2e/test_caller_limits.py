@@ -7,7 +7,6 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from app.calls.caller_limits import CallerLimits
 from app.sim.harness import local_stack
 from app.sim.twilio_webhook import CallerError
 from tests.e2e.calls import answered
@@ -47,7 +46,8 @@ async def test_a_caller_gets_through_again_once_their_call_has_ended() -> None:
     async with local_stack(first_audio_delay=0.05, settings_overrides={"max_calls_per_caller": 1}) as stack:
         async with stack.caller(from_number=NUMBER) as first:
             await answered(first)
-        limits: CallerLimits = stack.server.config.app.state.caller_limits
+        limits = stack.caller_limits
+        assert limits is not None
         async with asyncio.timeout(5):  # the relay ends the first call as its stream closes
             while limits.counted_calls:  # noqa: ASYNC110  # a count to watch, not an event to wait on
                 await asyncio.sleep(0.01)

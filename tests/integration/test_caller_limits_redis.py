@@ -31,7 +31,8 @@ async def two_relays(broker: RedisServer) -> AsyncIterator[Relays]:
     async with local_stack(first_audio_delay=0.05, settings_overrides=overrides) as stack:
         other_app = create_app(stack.settings, sink=MemorySink(), business=demo_backend)
         other = await serve_in_background(other_app)
-        limits = [stack.server.config.app.state.caller_limits, other_app.state.caller_limits]
+        assert stack.caller_limits is not None
+        limits = [stack.caller_limits, other_app.state.caller_limits]
         try:
             yield stack, f"http://127.0.0.1:{bound_port(other)}", limits
         finally:
