@@ -1,4 +1,4 @@
-"""`voice-agent worker | beat | dev | db upgrade | db current | db failures`.
+"""`voice-agent worker | beat | dev | db upgrade | db current | db failures | db forget`.
 
 `register(subparsers)` adds the subcommands to the project's CLI; each sets `handler(args) -> int` (the exit
 code) and loads settings itself. `python -m workers.cli ...` runs the same commands without app/cli.py,
@@ -173,6 +173,31 @@ def run_db_failures(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_db_forget(args: argparse.Namespace) -> int:
+    """Delete everything stored about one caller (their calls, words, recordings) and say what went."""
+    from app.db.engine import make_engine, make_session_factory
+    from app.twilio.rest import TwilioRest
+    from workers.effects.retention import forget_caller
+
+    number = args.caller.strip()
+    if not number:
+        raise SettingsError(["--caller: expects the caller's number as Twilio gives it, e.g. +15551234567"])
+    settings = _settings()
+    engine = make_engine(settings)
+    twilio = TwilioRest.from_settings(settings) if settings.twilio_account_sid else None
+    try:
+        removed = forget_caller(make_session_factory(engine), twilio, number)
+    finally:
+        engine.dispose()
+        if twilio is not None:
+            twilio.close()
+    # The number is not printed back: terminal scrollback and CI logs outlive the request.
+    print(f"removed {removed['calls']} calls of that caller:")
+    for table, count in removed.items():
+        print(f"  {table}: {count}")
+    return 0 if removed["calls_kept_for_retry"] == 0 else 1
+
+
 def register(subparsers: Any) -> None:
     """Add `worker`, `beat`, `dev` and `db` to an argparse subparsers object."""
     worker = subparsers.add_parser("worker", help="run a Celery worker for the post-call side effects")
@@ -210,6 +235,9 @@ def register(subparsers: Any) -> None:
     failures = db_commands.add_parser("failures", help="list tasks that finally failed")
     failures.add_argument("--limit", type=int, default=50)
     failures.set_defaults(handler=run_db_failures)
+    forget = db_commands.add_parser("forget", help="delete one caller's calls, transcripts and recordings")
+    forget.add_argument("--caller", required=True, help="the caller's number, e.g. +15551234567")
+    forget.set_defaults(handler=run_db_forget)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,8 @@
 """A simulated Twilio REST API (the 2010-04-01 Calls/Recordings/Participants subset the relay uses).
 
+Recordings started here are kept in ``recordings`` until deleted (``DELETE .../Recordings/{sid}.json``, as
+the retention sweep asks).
+
 It records every request, answers with JSON shaped like Twilio's, checks HTTP basic auth (account sid +
 auth token) and returns Twilio's error JSON (``{"code": 20404, ...}``) for unknown calls, so the real
 ``twilio`` SDK parses its answers and raises ``TwilioRestException`` exactly as against Twilio.
@@ -38,7 +41,7 @@ from email.utils import format_datetime
 from typing import Any, Protocol
 
 import uvicorn
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from twilio.rest import Client
 
@@ -107,6 +110,7 @@ class SimulatedTwilioRest:
         self._requests: list[RecordedRequest] = []
         self._calls: dict[str, SimulatedCall] = {}
         self._conference_sids: dict[str, str] = {}
+        self.recordings: set[str] = set()  # recording sids Twilio still stores (started, not deleted)
         self._linked: dict[str, tuple[StreamEnder, asyncio.AbstractEventLoop]] = {}
         self._pending_hangups: list[concurrent.futures.Future[None]] = []
         self._failure_status: int | None = None
@@ -365,6 +369,8 @@ class SimulatedTwilioRest:
             if self.call(call_sid) is None:
                 return _error(404, 20404, f"The requested resource {call_sid} was not found")
             sid = new_sid("RE")
+            with self._lock:
+                self.recordings.add(sid)
             body = {
                 "sid": sid,
                 "account_sid": self.account_sid,
@@ -385,6 +391,17 @@ class SimulatedTwilioRest:
                 "uri": f"/2010-04-01/Accounts/{self.account_sid}/Calls/{call_sid}/Recordings/{sid}.json",
             }
             return JSONResponse(body, status_code=201)
+
+        @app.delete(API_PREFIX + "/Recordings/{recording_sid}.json", response_model=None)
+        async def delete_recording(account_sid: str, recording_sid: str, request: Request) -> Response:
+            _, refusal = await self._admit(request, account_sid)
+            if refusal is not None:
+                return refusal
+            with self._lock:
+                if recording_sid not in self.recordings:
+                    return _error(404, 20404, f"The requested resource {recording_sid} was not found")
+                self.recordings.discard(recording_sid)
+            return Response(status_code=204)
 
         @app.post(API_PREFIX + "/Conferences/{conference}/Participants.json")
         async def add_participant(account_sid: str, conference: str, request: Request) -> JSONResponse:
