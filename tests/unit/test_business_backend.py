@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from fastapi import FastAPI, Request
@@ -66,3 +67,14 @@ def test_the_production_client_does_not_load_the_simulators() -> None:
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_the_contract_declares_the_bearer_token_for_every_operation() -> None:
+    import yaml  # type: ignore[import-untyped]  # PyYAML ships no types; only this test reads YAML
+
+    contract = yaml.safe_load(
+        (Path(__file__).resolve().parents[2] / "docs" / "business-api.yaml").read_text()
+    )
+    schemes = contract["components"]["securitySchemes"]
+    assert [name for name, scheme in schemes.items() if scheme == schemes[name] | {"scheme": "bearer"}]
+    assert contract["security"] == [{name: []} for name in schemes]
