@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from app.cli import main
+from app.cli import main, relay_refusals
 from app.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -159,3 +159,8 @@ def test_a_bad_setting_from_a_fresh_process_prints_no_traceback(tmp_path: Path) 
         assert done.returncode == 2
         expected = "MAX_CALL_SECONDS: Input should be a valid number, unable to parse string as a number"
         assert done.stderr.strip().splitlines() == [f"voice-agent: {expected}"]
+
+
+def test_the_demo_office_may_be_chosen_on_purpose() -> None:
+    settings = load_settings(_env_file=None, openai_api_key="sk-test", business_api_base="demo")
+    assert relay_refusals(settings) == []
