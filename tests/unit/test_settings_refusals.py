@@ -42,6 +42,7 @@ BAD_SETTINGS = [
     ("BUSINESS_API_BASE", "ftp://booking.example.com", "http(s) URL"),
     ("CRM_WEBHOOK_URL", "https://", "http(s) URL"),
     ("REDIS_URL", "localhost:6379", "redis://"),
+    ("DATABASE_URL", "db.example.com/voice", "postgresql://"),
     ("MAX_CALLS_PER_CALLER", "0", "greater than or equal to 1"),
 ]
 
@@ -142,7 +143,7 @@ def test_production_settings_with_postgres_and_redis_pass_the_checks() -> None:
     settings = load_settings(
         _env_file=None,
         fly_app_name="voice-agent",
-        database_url="postgresql://u@db/app",
+        database_url="postgres://u@db/app",
         redis_url="rediss://cache:6379/0",
     )
     assert settings.is_production() and settings.production_problems() == []
