@@ -195,7 +195,10 @@ def run_db_forget(args: argparse.Namespace) -> int:
     print(f"removed {removed['calls']} calls of that caller:")
     for table, count in removed.items():
         print(f"  {table}: {count}")
-    return 0 if removed["calls_kept_for_retry"] == 0 else 1
+    if removed["calls_kept_for_retry"]:
+        print("some calls were kept: Twilio could not delete their recordings just now; run this again later")
+        return 1
+    return 0
 
 
 def register(subparsers: Any) -> None:

@@ -109,3 +109,34 @@ def test_the_beat_schedules_the_retention_purge() -> None:
     configure_beat(app, load_settings(_env_file=None))
     entries = {entry["task"]: entry for entry in app.conf.beat_schedule.values()}
     assert entries[PURGE_EXPIRED_CALLS]["schedule"] <= 3600
+
+
+def test_db_forget_says_when_twilio_kept_a_recording_and_fails(
+    database_url: str,
+    sessions: sessionmaker[Session],
+    twilio: tuple[SimulatedTwilioRest, TwilioRest],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from app.cli import main
+
+    sim, _ = twilio
+    recording = cases.store_call(sessions, sim, cases.sid(1), cases.CALLER, cases.NOW)
+    for name in os.environ:
+        if name.upper() in {field.upper() for field in Settings.model_fields}:
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    for name, value in {
+        "DATABASE_URL": database_url,
+        "DATA_DIR": str(tmp_path / "var"),
+        "TWILIO_ACCOUNT_SID": ACCOUNT,
+        "TWILIO_AUTH_TOKEN": TOKEN,
+        "TWILIO_API_BASE_URL": sim.base_url,
+    }.items():
+        monkeypatch.setenv(name, value)
+    sim.set_failure(503, times=1)
+    assert main(["db", "forget", "--caller", cases.CALLER]) == 1
+    out = capsys.readouterr().out
+    assert "removed 0 calls" in out and "run this again later" in out
+    assert recording in sim.recordings and cases.rows_per_table(sessions)["calls"] == 1
