@@ -64,6 +64,30 @@ def test_forget_removes_every_call_of_one_caller_and_nothing_else(
     cases.check_forget_removes_every_call_of_one_caller_and_nothing_else(sessions, *twilio)
 
 
+def forget_in_a_process(
+    database_url: str, sim: SimulatedTwilioRest, workdir: Path
+) -> subprocess.CompletedProcess[str]:
+    """`voice-agent db forget --caller CALLER` as an operator runs it, against this database and Twilio."""
+    names = {name.upper() for name in Settings.model_fields}
+    env = {k: v for k, v in os.environ.items() if k.upper() not in names}
+    env |= {
+        "DATABASE_URL": database_url,
+        "DATA_DIR": str(workdir / "var"),
+        "TWILIO_ACCOUNT_SID": ACCOUNT,
+        "TWILIO_AUTH_TOKEN": TOKEN,
+        "TWILIO_API_BASE_URL": sim.base_url,
+        "PYTHONPATH": str(REPO),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", "db", "forget", "--caller", cases.CALLER],
+        env=env,
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def test_db_forget_says_what_it_removed_without_the_number(
     database_url: str,
     sessions: sessionmaker[Session],
@@ -72,24 +96,7 @@ def test_db_forget_says_what_it_removed_without_the_number(
 ) -> None:
     sim, _ = twilio
     recording = cases.store_call(sessions, sim, cases.sid(1), cases.CALLER, cases.NOW)
-    names = {name.upper() for name in Settings.model_fields}
-    env = {k: v for k, v in os.environ.items() if k.upper() not in names}
-    env |= {
-        "DATABASE_URL": database_url,
-        "DATA_DIR": str(tmp_path / "var"),
-        "TWILIO_ACCOUNT_SID": ACCOUNT,
-        "TWILIO_AUTH_TOKEN": TOKEN,
-        "TWILIO_API_BASE_URL": sim.base_url,
-        "PYTHONPATH": str(REPO),
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "app.cli", "db", "forget", "--caller", cases.CALLER],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = forget_in_a_process(database_url, sim, tmp_path)
     assert done.returncode == 0, done.stderr
     assert "removed 1 calls of that caller:" in done.stdout
     assert "  transcript_turns: 2" in done.stdout and "  recordings_deleted_at_twilio: 1" in done.stdout
@@ -116,27 +123,11 @@ def test_db_forget_says_when_twilio_kept_a_recording_and_fails(
     sessions: sessionmaker[Session],
     twilio: tuple[SimulatedTwilioRest, TwilioRest],
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from app.cli import main
-
     sim, _ = twilio
     recording = cases.store_call(sessions, sim, cases.sid(1), cases.CALLER, cases.NOW)
-    for name in os.environ:
-        if name.upper() in {field.upper() for field in Settings.model_fields}:
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    for name, value in {
-        "DATABASE_URL": database_url,
-        "DATA_DIR": str(tmp_path / "var"),
-        "TWILIO_ACCOUNT_SID": ACCOUNT,
-        "TWILIO_AUTH_TOKEN": TOKEN,
-        "TWILIO_API_BASE_URL": sim.base_url,
-    }.items():
-        monkeypatch.setenv(name, value)
     sim.set_failure(503, times=1)
-    assert main(["db", "forget", "--caller", cases.CALLER]) == 1
-    out = capsys.readouterr().out
-    assert "removed 0 calls" in out and "run this again later" in out
+    done = forget_in_a_process(database_url, sim, tmp_path)
+    assert done.returncode == 1, done.stderr
+    assert "removed 0 calls" in done.stdout and "run this again later" in done.stdout
     assert recording in sim.recordings and cases.rows_per_table(sessions)["calls"] == 1
