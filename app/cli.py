@@ -8,21 +8,33 @@ import sys
 
 from app.logs import configure_logging, settings_secrets
 from app.metrics_server import MetricsPortError, serve_metrics
-from app.settings import MissingSettingError, Settings, load_settings
+from app.settings import DEMO_BUSINESS, Settings, SettingsError, load_settings
+from app.settings_errors import settings_guard
 
 
-def serve(settings: Settings, host: str, port: int) -> None:
-    """Run the relay in this process until SIGTERM (draining live calls first)."""
+def serve(settings: Settings, host: str, port: int, *, demo_when_unset: bool = False) -> None:
+    """Run the relay in this process until SIGTERM (draining live calls first).
+
+    The demo office answers only with `BUSINESS_API_BASE=demo`, or when unset under `demo_when_unset`
+    (`voice-agent dev`); production `serve` refuses an unset backend before it gets here.
+    """
+    from app.functions.business import BackendFactory, make_business_backend
     from app.main import create_app
     from app.server import run_relay
     from app.sinks import make_sink
 
     if settings.metrics_port == port:
         raise MetricsPortError(f"METRICS_PORT ({port}) must not be the public port: metrics stay private")
+    business: BackendFactory = make_business_backend
+    base = settings.business_api_base
+    if base == DEMO_BUSINESS or (base is None and demo_when_unset):
+        from app.sim.demo_business import demo_backend
+
+        business = demo_backend
     sink = make_sink(settings)
     metrics_server = None
     try:
-        app = create_app(settings, sink=sink)
+        app = create_app(settings, sink=sink, business=business)
         if settings.metrics_port:  # prometheus-client's own server, in a thread: off the public port and loop
             registry = app.state.metrics.registry
             metrics_server = serve_metrics(registry, settings.metrics_host, settings.metrics_port)
@@ -33,11 +45,25 @@ def serve(settings: Settings, host: str, port: int) -> None:
         sink.close()
 
 
+def relay_refusals(settings: Settings) -> list[str]:
+    """Why `serve` must not start with these settings (empty when it may)."""
+    problems = settings.production_problems()
+    if settings.openai_api_key is None:
+        problems.append("OPENAI_API_KEY is not set: the relay needs a model key (try `voice-agent demo`)")
+    if settings.business_api_base is None:
+        problems.append(
+            "BUSINESS_API_BASE is not set: the relay would confirm bookings that exist nowhere; give the "
+            "backend's URL (docs/business-api.yaml), or `demo` for the built-in demo office on purpose"
+        )
+    return problems
+
+
 def _serve_command(args: argparse.Namespace) -> int:
     settings = load_settings()
+    problems = relay_refusals(settings)
+    if problems:
+        raise SettingsError(problems)
     configure_logging(settings.log_level, json_lines=settings.log_json, secrets=settings_secrets(settings))
-    if settings.openai_api_key is None:
-        raise MissingSettingError("OPENAI_API_KEY", "the relay needs a model key (try `voice-agent demo`)")
     serve(settings, args.host, args.port)
     return 0
 
@@ -117,8 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        result: int = args.handler(args)
-    except (MissingSettingError, MetricsPortError) as exc:
+        result: int = settings_guard("voice-agent", lambda: args.handler(args))
+    except MetricsPortError as exc:
         print(f"voice-agent: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -13,12 +13,13 @@ from openai import AsyncOpenAI
 
 from app.access_log import AccessLog
 from app.backoffice import mount_backoffice
+from app.calls.caller_limits import CallerLimits
 from app.calls.events import CallEventSink
 from app.calls.filler_audio import prepare_filler_audio
 from app.calls.history import history_store_for
 from app.calls.relay import Relay
 from app.functions.booking import booking_tools
-from app.functions.business import make_business_backend
+from app.functions.business import BackendFactory, make_business_backend
 from app.functions.registry import ToolRegistry
 from app.functions.services import ServiceCatalog
 from app.logs import get_logger
@@ -37,8 +38,10 @@ def create_app(
     *,
     sink: CallEventSink,
     client: AsyncOpenAI | None = None,
+    business: BackendFactory = make_business_backend,
 ) -> FastAPI:
-    """Build the relay app. `sink` receives every call event (the outbox in production)."""
+    """Build the relay app. `sink` receives every call event (the outbox in production); `business` builds
+    the business backend (the demo and dev commands pass the demo office's)."""
     settings.auth_token()  # refuse to start without the token that checks Twilio signatures
     if not settings.transcription_model:
         log.warning(
@@ -49,7 +52,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        backend = make_business_backend(settings)
+        backend = business(settings)
         catalog = ServiceCatalog(backend, refresh_seconds=settings.services_refresh_seconds)
         await catalog.refresh()  # before the first call; a failure is logged and the refresh loop retries
         tools = ToolRegistry(
@@ -70,6 +73,7 @@ def create_app(
         )
         metrics.watch(relay, sink)
         app.state.relay = relay
+        app.state.caller_limits = CallerLimits(settings)
         await asyncio.to_thread(prepare_filler_audio)
         refresher = asyncio.create_task(catalog.keep_fresh(), name="services-refresh")
         try:
@@ -79,6 +83,7 @@ def create_app(
             with contextlib.suppress(asyncio.CancelledError):
                 await refresher
             await relay.shutdown()
+            await app.state.caller_limits.aclose()
             await backend.aclose()
             if rest is not None:
                 await rest.aclose()

@@ -5,14 +5,23 @@ Built per process by `load_settings()` and passed down; nothing reads the enviro
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 RecordingConsentMode = Literal["auto", "always", "never"]
 AudioFormat = Literal["pcmu", "pcm16"]
+DeployEnvironment = Literal["development", "production"]
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# BUSINESS_API_BASE=demo: the built-in demo office on purpose (never the silent default).
+DEMO_BUSINESS = "demo"
 
 
 class Settings(BaseSettings):
@@ -54,7 +63,12 @@ class Settings(BaseSettings):
     )
 
     # --- Business backend and escalation ---------------------------------------------------------------
-    business_api_base: str | None = None
+    business_api_base: str | None = Field(
+        default=None, description="The business backend's base URL, or `demo` for the built-in demo office."
+    )
+    business_api_token: SecretStr | None = Field(
+        default=None, description="Sent as `Authorization: Bearer` on every business backend request."
+    )
     business_name: str = "Bright Smile Dental"
     business_timezone: str = "America/New_York"
     human_transfer_number: str | None = None
@@ -92,6 +106,10 @@ class Settings(BaseSettings):
         default=8.0, gt=0, description="Longest wait for a goodbye (or hand-off line) to finish playing."
     )
     model_reconnect_attempts: int = Field(default=4, ge=0, le=10)
+    max_calls_per_caller: int = Field(default=2, ge=1, description="Concurrent calls one number may hold.")
+    max_calls_per_caller_per_hour: int = Field(
+        default=10, ge=1, description="Calls one number may start in any rolling hour."
+    )
 
     # --- Recording ---------------------------------------------------------------------------------------
     recording_enabled: bool = False
@@ -106,6 +124,11 @@ class Settings(BaseSettings):
         default=90.0, gt=0, description="A live call silent this long is swept as abandoned."
     )
     sweep_interval_seconds: float = Field(default=30.0, gt=0)
+    retention_days: int = Field(
+        default=90, ge=1, description="Calls, transcripts, notes and recordings older than this are deleted."
+    )
+    voice_agent_env: DeployEnvironment = "development"
+    fly_app_name: str | None = Field(default=None, description="Set by Fly.io: this is a production deploy.")
 
     # --- Post-call work --------------------------------------------------------------------------------
     summary_model: str = "gpt-4o-mini"
@@ -191,6 +214,13 @@ class Settings(BaseSettings):
         "backoffice_token",
         "flower_basic_auth",
         "voice_fallback_url",
+        "openai_api_key",
+        "twilio_account_sid",
+        "twilio_auth_token",
+        "business_api_token",
+        "crm_webhook_secret",
+        "smtp_password",
+        "fly_app_name",
         mode="before",
     )
     @classmethod
@@ -203,6 +233,70 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_trailing_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
+
+    # --- Checks that name the variable and what it accepts (see app/settings_errors.py) ------------------
+    @field_validator(
+        "openai_base_url",
+        "twilio_api_base_url",
+        "crm_webhook_url",
+        "summary_webhook_url",
+        "business_api_base",
+    )
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None or value == DEMO_BUSINESS:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("expects an http(s) URL such as https://host.example.com/path")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("expects a redis://, rediss:// or unix:// URL such as redis://localhost:6379/0")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        try:
+            backend = make_url(value).get_backend_name()
+        except ArgumentError:
+            backend = ""
+        if backend not in ("sqlite", "postgresql", "postgres"):
+            raise ValueError("expects postgresql://user:pass@host/db or sqlite:///path/to/file.db")
+        return value
+
+    @field_validator("business_timezone")
+    @classmethod
+    def _time_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("expects an IANA time zone name such as America/New_York") from None
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _log_level(cls, value: object) -> object:
+        level = str(value).strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"expects one of {', '.join(LOG_LEVELS)}")
+        return level
+
+    @field_validator("data_dir")
+    @classmethod
+    def _writable_dir(cls, value: Path) -> Path:
+        # The nearest folder that exists must let us create (or write in) DATA_DIR: the outbox journal,
+        # embedded queue and SQLite file live there, and finding out at the first call loses that call.
+        probe = value.expanduser().absolute()
+        while not probe.exists() and probe.parent != probe:
+            probe = probe.parent
+        if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+            raise ValueError(f"expects a writable folder ({probe} is not writable by this user)")
+        return value
 
     @field_validator("transcription_model", mode="before")
     @classmethod
@@ -236,6 +330,28 @@ class Settings(BaseSettings):
             raise ValueError("BACKOFFICE_TOKEN must be at least 16 characters (try: openssl rand -hex 24)")
         return value
 
+    def is_production(self) -> bool:
+        """True on a production deploy (Fly.io sets FLY_APP_NAME; elsewhere VOICE_AGENT_ENV=production)."""
+        return self.voice_agent_env == "production" or self.fly_app_name is not None
+
+    def production_problems(self) -> list[str]:
+        """Why these settings would lose data in production (empty when fine or not in production)."""
+        if not self.is_production():
+            return []
+        problems = []
+        if self.database_url.startswith("sqlite"):
+            problems.append(
+                "DATABASE_URL: production refuses SQLite: relay, workers and beat run on separate machines "
+                "and each would keep its own file, so calls stored by one are lost to the others "
+                "(use postgresql://)"
+            )
+        if self.redis_url is None:
+            problems.append(
+                "REDIS_URL: production needs Redis: without it each machine queues events on its own disk, "
+                "where the workers on other machines never see them (set redis:// or rediss://)"
+            )
+        return problems
+
     def hard_callers(self) -> frozenset[str]:
         """Caller numbers routed to the full model."""
         return frozenset(n.strip() for n in self.hard_caller_numbers.split(",") if n.strip())
@@ -264,11 +380,19 @@ class Settings(BaseSettings):
         return self.twilio_auth_token.get_secret_value()
 
 
-class MissingSettingError(RuntimeError):
+class SettingsError(RuntimeError):
+    """Settings the requested command refuses to run with; `problems` holds one line per setting."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+class MissingSettingError(SettingsError):
     """A setting the requested job cannot run without."""
 
     def __init__(self, name: str, why: str) -> None:
-        super().__init__(f"{name} is not set: {why}")
+        super().__init__([f"{name} is not set: {why}"])
         self.name = name
 
 

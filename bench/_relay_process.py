@@ -51,11 +51,12 @@ def _serve(overrides: dict[str, Any], port: int, loop: str, log_level: str, log_
     from app.main import create_app
     from app.server import run_relay
     from app.settings import load_settings
+    from app.sim.demo_business import demo_backend
 
     settings = load_settings(_env_file=None, **overrides)
     # WARNING by default: per-call info lines would interleave with the bench's table.
     configure_logging(log_level, json_lines=log_json, secrets=settings_secrets(settings))
-    app = create_app(settings, sink=NullSink())
+    app = create_app(settings, sink=NullSink(), business=demo_backend)
     lag = LoopLag()
 
     async def timings(call_sid: str) -> JSONResponse:
@@ -183,6 +184,8 @@ async def relay_process(
         "preopen_ttl_seconds": 30.0,
         "heartbeat_seconds": 5.0,
         "max_live_calls": 1000,  # the bench measures the process past the admission limit on purpose
+        "max_calls_per_caller": 10_000,  # every simulated caller dials from the same number
+        "max_calls_per_caller_per_hour": 1_000_000,
         **settings_overrides,
     }
     port = _free_port()

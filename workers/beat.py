@@ -1,4 +1,4 @@
-"""Celery beat for this app: the stuck-call sweep schedule, and a lock so only one beat ever runs.
+"""Celery beat for this app: the stuck-call sweep and retention schedules, and a lock so only one beat runs.
 
 Two beats would publish every sweep twice (harmless, the sweep is idempotent) but the real reason for the
 lock is that people do start a second one by accident (a deploy overlap, `voice-agent dev` next to a
@@ -25,11 +25,14 @@ from celery.beat import Scheduler
 
 from app.logs import get_logger
 from app.settings import Settings
-from workers.task_names import SWEEP_STUCK_CALLS
+from workers.task_names import PURGE_EXPIRED_CALLS, SWEEP_STUCK_CALLS
 
 log = get_logger(__name__)
 
 LOCK_KEY = "voice_agent:beat:lock"
+# Days-long retention needs no haste, but a beat restarted by every deploy only fires an entry one full
+# interval after it starts: short enough that frequent deploys still let it run.
+RETENTION_SWEEP_SECONDS = 900.0
 LOCK_TTL_SECONDS = 60
 MAX_LOOP_SECONDS = 10.0
 
@@ -194,7 +197,12 @@ def configure_beat(app: Celery, settings: Settings) -> None:
                 "schedule": interval,
                 # A sweep that waited longer than one interval is superseded by the next.
                 "options": {"expires": max(interval, 5.0)},
-            }
+            },
+            "purge-expired-calls": {
+                "task": PURGE_EXPIRED_CALLS,
+                "schedule": RETENTION_SWEEP_SECONDS,
+                "options": {"expires": RETENTION_SWEEP_SECONDS},
+            },
         },
     )
 

@@ -1,4 +1,4 @@
-"""`voice-agent worker | beat | dev | flower | db upgrade | db current | db failures`.
+"""`voice-agent worker | beat | dev | flower | db upgrade | db current | db failures | db forget`.
 
 `register(subparsers)` adds the subcommands to the project's CLI; each sets `handler(args) -> int` (the exit
 code) and loads settings itself. `python -m workers.cli ...` runs the same commands without app/cli.py,
@@ -24,13 +24,17 @@ import redis
 from sqlalchemy import select
 
 from app.logs import configure_logging, get_logger, settings_secrets
-from app.settings import Settings, load_settings
+from app.settings import Settings, SettingsError, load_settings
+from app.settings_errors import settings_guard
 
 CHILD_STOP_SECONDS = 30.0
 
 
-def _settings() -> Settings:
+def _settings(*, production_checked: bool = False) -> Settings:
+    """This process's settings; with `production_checked`, refused where they would lose events."""
     settings = load_settings()
+    if production_checked and settings.production_problems():
+        raise SettingsError(settings.production_problems())
     configure_logging(settings.log_level, json_lines=settings.log_json, secrets=settings_secrets(settings))
     return settings
 
@@ -64,7 +68,7 @@ def run_worker(args: argparse.Namespace) -> int:
     from workers.celery_app import QUEUE, make_celery
     from workers.metrics import start_worker_metrics
 
-    settings = _settings()
+    settings = _settings(production_checked=True)
     keep_our_logging(settings, args.loglevel or settings.log_level)
     metrics_port = settings.worker_metrics_port if args.metrics_port is None else args.metrics_port
     try:  # before the pool forks: its children count into the files this sets up
@@ -99,7 +103,7 @@ def run_beat_command(args: argparse.Namespace) -> int:
     from workers.beat import make_beat_lock, run_beat
     from workers.celery_app import make_celery
 
-    settings = _settings()
+    settings = _settings(production_checked=True)
     lock = make_beat_lock(settings)
     deadline = time.monotonic() + args.wait_for_lock
     while True:
@@ -136,7 +140,7 @@ def run_dev(args: argparse.Namespace) -> int:
     try:
         # The relay's entry point lives in app/cli.py, which imports this module: resolve it at run time.
         serve = importlib.import_module("app.cli").serve
-        serve(settings, args.host, args.port)
+        serve(settings, args.host, args.port, demo_when_unset=True)
     except KeyboardInterrupt:
         pass
     finally:
@@ -203,6 +207,34 @@ def run_db_failures(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_db_forget(args: argparse.Namespace) -> int:
+    """Delete everything stored about one caller (their calls, words, recordings) and say what went."""
+    from app.db.engine import make_engine, make_session_factory
+    from app.twilio.rest import TwilioRest
+    from workers.effects.retention import forget_caller
+
+    number = args.caller.strip()
+    if not number:
+        raise SettingsError(["--caller: expects the caller's number as Twilio gives it, e.g. +15551234567"])
+    settings = _settings()
+    engine = make_engine(settings)
+    twilio = TwilioRest.from_settings(settings) if settings.twilio_account_sid else None
+    try:
+        removed = forget_caller(make_session_factory(engine), twilio, number)
+    finally:
+        engine.dispose()
+        if twilio is not None:
+            twilio.close()
+    # The number is not printed back: terminal scrollback and CI logs outlive the request.
+    print(f"removed {removed['calls']} calls of that caller:")
+    for table, count in removed.items():
+        print(f"  {table}: {count}")
+    if removed["calls_kept_for_retry"]:
+        print("some calls were kept: Twilio could not delete their recordings just now; run this again later")
+        return 1
+    return 0
+
+
 def register(subparsers: Any) -> None:
     """Add `worker`, `beat`, `dev` and `db` to an argparse subparsers object."""
     worker = subparsers.add_parser("worker", help="run a Celery worker for the post-call side effects")
@@ -250,6 +282,9 @@ def register(subparsers: Any) -> None:
     failures = db_commands.add_parser("failures", help="list tasks that finally failed")
     failures.add_argument("--limit", type=int, default=50)
     failures.set_defaults(handler=run_db_failures)
+    forget = db_commands.add_parser("forget", help="delete one caller's calls, transcripts and recordings")
+    forget.add_argument("--caller", required=True, help="the caller's number, e.g. +15551234567")
+    forget.set_defaults(handler=run_db_forget)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -257,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m workers.cli")
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
-    code: int = args.handler(args)
+    code: int = settings_guard("voice-agent", lambda: args.handler(args))
     return code
 
 

@@ -35,6 +35,7 @@ from workers.effects.delivery import configured_channels, deliver_summary
 from workers.effects.errors import NotReadyError, PermanentEffectError, TransientEffectError
 from workers.effects.persist import persist_event
 from workers.effects.post_call import calls_needing_post_call, run_post_call, transcript_complete
+from workers.effects.retention import PURGE_BATCH, purge_expired_calls
 from workers.effects.staff_alert import EFFECTS as ALERT_EFFECTS
 from workers.effects.staff_alert import alert_staff
 from workers.effects.sweeper import HANGUP_EFFECT, complete_remote_call, sweep_stuck_calls
@@ -44,6 +45,7 @@ from workers.task_names import (
     DELIVER_SUMMARY,
     PERSIST_EVENT,
     POST_CALL,
+    PURGE_EXPIRED_CALLS,
     SWEEP_STUCK_CALLS,
     SYNC_CRM,
 )
@@ -199,3 +201,10 @@ def register_tasks(app: Celery, ctx: WorkerContext) -> None:
             log.warning("post_call_requeued", call_sid=call_sid)
             publish_post_call(self.app, call_sid)
         return len(swept)  # counted by the worker's metrics (calls swept); results are not stored
+
+    # Periodic like the sweep; a full batch means more is waiting, so the next batch goes at once.
+    @app.task(name=PURGE_EXPIRED_CALLS, **(options | {"max_retries": 0}))  # type: ignore[untyped-decorator]
+    def purge_expired_calls_task(self: Task) -> None:
+        removed = purge_expired_calls(ctx.sessions(), ctx.twilio(), ctx.settings.retention_days)
+        if removed["calls"] + removed["calls_kept_for_retry"] >= PURGE_BATCH and removed["calls"]:
+            self.app.send_task(PURGE_EXPIRED_CALLS)

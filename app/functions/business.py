@@ -1,12 +1,15 @@
 """The business backend the tools talk to (contract: docs/business-api.yaml).
 
-`GET /hours?date=YYYY-MM-DD`, `GET /availability?date=...&service=...`, `POST /appointments`. When
-`BUSINESS_API_BASE` is unset the built-in demo backend answers in-process through the same HTTP client, so
+`GET /hours?date=YYYY-MM-DD`, `GET /availability?date=...&service=...`, `POST /appointments`, each with
+`Authorization: Bearer <BUSINESS_API_TOKEN>` when a token is set. There is no fallback: with no
+`BUSINESS_API_BASE` the relay refuses to start rather than book appointments that exist nowhere. The demo
+office (app/sim/demo_business.py) is wired in by the demo and dev commands only, through `transport`, so
 there is one code path whether the business is real or the demo.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -20,7 +23,9 @@ from app.functions.business_answers import (
     validated,
 )
 from app.functions.registry import ToolError
-from app.settings import Settings
+from app.settings import DEMO_BUSINESS, MissingSettingError, Settings
+
+BackendFactory = Callable[[Settings], "BusinessBackend"]
 
 
 class BusinessBackend:
@@ -80,16 +85,23 @@ def _checked(
     return validated(model, payload).model_dump(exclude_none=True)
 
 
-def make_business_backend(settings: Settings, *, timeout: float | None = None) -> BusinessBackend:
-    """The configured backend, or the built-in demo one when `BUSINESS_API_BASE` is unset."""
+def make_business_backend(
+    settings: Settings,
+    *,
+    timeout: float | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> BusinessBackend:
+    """The backend at `BUSINESS_API_BASE`, or the app behind `transport` (the demo office) when given."""
     limit = httpx.Timeout(timeout or settings.tool_timeout_seconds)
-    if settings.business_api_base:
-        client = httpx.AsyncClient(base_url=settings.business_api_base, timeout=limit)
-    else:
-        from app.sim.demo_business import create_demo_business_app
-
-        app = create_demo_business_app(timezone=settings.business_timezone)
-        client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://demo-business", timeout=limit
+    headers = {}
+    if settings.business_api_token is not None:
+        headers["Authorization"] = f"Bearer {settings.business_api_token.get_secret_value()}"
+    base = settings.business_api_base
+    if transport is not None:
+        base = "http://demo-business"
+    elif base is None or base == DEMO_BUSINESS:
+        raise MissingSettingError(
+            "BUSINESS_API_BASE", "the relay needs the business backend's URL (the demo office only in `demo`)"
         )
+    client = httpx.AsyncClient(base_url=base, transport=transport, headers=headers, timeout=limit)
     return BusinessBackend(client)

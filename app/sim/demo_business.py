@@ -16,12 +16,15 @@ import datetime as dt
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.functions.business import BusinessBackend, make_business_backend
+from app.settings import Settings
 from app.sim.demo_profiles import DENTAL, PROFILES, DemoProfile
 
 SLOT_MINUTES = 30
@@ -149,6 +152,12 @@ def create_demo_business_app(*, timezone: str | None = None, profile: DemoProfil
         )
 
     return app
+
+
+def demo_backend(settings: Settings) -> BusinessBackend:
+    """The demo office as the relay's business backend, in-process (for the demo, dev and tests only)."""
+    app = create_demo_business_app(timezone=settings.business_timezone)
+    return make_business_backend(settings, transport=httpx.ASGITransport(app=app))
 
 
 def main() -> None:

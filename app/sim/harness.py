@@ -16,12 +16,14 @@ from typing import Any
 import numpy as np
 import uvicorn
 
+from app.calls.caller_limits import CallerLimits
 from app.calls.events import CallEventSink, MemorySink
 from app.calls.relay import Relay
+from app.functions.business import make_business_backend
 from app.main import create_app
 from app.metrics_server import MetricsServer, serve_metrics
 from app.settings import Settings, load_settings
-from app.sim.demo_business import create_demo_business_app
+from app.sim.demo_business import create_demo_business_app, demo_backend
 from app.sim.demo_profiles import DemoProfile
 from app.sim.realtime_script import SimTurn
 from app.sim.realtime_server import RealtimeSimulator
@@ -43,6 +45,7 @@ class LocalStack:
     server: uvicorn.Server
     rest: SimulatedTwilioRest | None = None
     metrics_url: str | None = None  # the relay's metrics listener, when `local_stack(metrics_port=...)`
+    caller_limits: CallerLimits | None = None
 
     def caller(self, **kwargs: Any) -> SimulatedCaller:
         """A simulated caller dialling this relay, signing as Twilio would (and known to the REST sim)."""
@@ -131,13 +134,18 @@ async def local_stack(
             "public_base_url": PUBLIC_BASE_URL,
             "business_api_base": None,
             "redis_url": None,
+            # Simulated callers all dial from one number: tests of the per-caller limits set their own.
+            "max_calls_per_caller": 10_000,
+            "max_calls_per_caller_per_hour": 1_000_000,
         }
         if business is not None and backend is not None:
             overrides.update(business.settings(), business_api_base=f"http://127.0.0.1:{bound_port(backend)}")
         overrides.update(settings_overrides or {})
         settings = load_settings(_env_file=None, **overrides)
         event_sink = sink if sink is not None else MemorySink()
-        app = create_app(settings, sink=event_sink)
+        # The demo office answers unless a test points BUSINESS_API_BASE at a backend of its own.
+        backend_factory = demo_backend if settings.business_api_base is None else make_business_backend
+        app = create_app(settings, sink=event_sink, business=backend_factory)
         server = await serve_in_background(app)
         metrics: MetricsServer | None = None
         try:
@@ -155,6 +163,7 @@ async def local_stack(
                 server=server,
                 rest=rest,
                 metrics_url=f"http://127.0.0.1:{metrics.port}/metrics" if metrics is not None else None,
+                caller_limits=app.state.caller_limits,
             )
             yield stack
         finally:

@@ -1,6 +1,9 @@
 """A simulated Twilio REST API (the 2010-04-01 subset the product uses): calls, recordings, participants
 (app/sim/twilio_rest_calls.py) and the account's phone numbers (app/sim/twilio_rest_numbers.py).
 
+Recordings started here are kept in ``recordings`` until deleted (``DELETE .../Recordings/{sid}.json``, as
+the retention sweep asks).
+
 It records every request, answers with JSON shaped like Twilio's, checks HTTP basic auth (account sid +
 auth token) and returns Twilio's error JSON (``{"code": 20404, ...}``) for unknown resources, so the real
 ``twilio`` SDK parses its answers and raises ``TwilioRestException`` exactly as against Twilio.
@@ -152,6 +155,11 @@ class SimulatedTwilioRest:
     def add_call(self, call_sid: str, *, status: str = "in-progress", **details: str) -> SimulatedCall:
         """Make a call known (e.g. the simulated caller's inbound call) so requests about it succeed."""
         return self.calls.add(call_sid, status=status, **details)
+
+    @property
+    def recordings(self) -> set[str]:
+        """Recording sids this account still stores (started and not deleted)."""
+        return self.calls.recordings
 
     def call(self, call_sid: str) -> SimulatedCall | None:
         """The call's current record, or None if unknown."""

@@ -1,5 +1,8 @@
 """The simulated Twilio REST API's call resources: Calls (create, update, fetch), Recordings, Participants.
 
+Recordings started here are kept in ``recordings`` until deleted (``DELETE .../Recordings/{sid}.json``, as
+the retention sweep asks).
+
 ``link_caller`` makes a call update behave like Twilio's: new TwiML or ``Status=completed`` ends the linked
 simulated caller's media stream (``stop`` frame, then close).
 """
@@ -13,7 +16,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from app.sim.twilio_rest_common import API_PREFIX, Admit, not_found, now_rfc2822
@@ -47,6 +50,7 @@ class CallsResource:
         self._lock = lock
         self._calls: dict[str, SimulatedCall] = {}
         self._conference_sids: dict[str, str] = {}
+        self.recordings: set[str] = set()  # recording sids Twilio still stores (started, not deleted)
         self._linked: dict[str, tuple[StreamEnder, asyncio.AbstractEventLoop]] = {}
         self._pending_hangups: list[concurrent.futures.Future[None]] = []
 
@@ -147,6 +151,8 @@ class CallsResource:
 
     def _recording_json(self, call_sid: str, form: dict[str, str]) -> dict[str, Any]:
         sid = new_sid("RE")
+        with self._lock:
+            self.recordings.add(sid)
         return {
             "sid": sid,
             "account_sid": self.account_sid,
@@ -229,6 +235,17 @@ class CallsResource:
             if self.get(call_sid) is None:
                 return not_found(call_sid)
             return JSONResponse(self._recording_json(call_sid, form), status_code=201)
+
+        @app.delete(API_PREFIX + "/Recordings/{recording_sid}.json", response_model=None)
+        async def delete_recording(account_sid: str, recording_sid: str, request: Request) -> Response:
+            _, refusal = await admit(request, account_sid)
+            if refusal is not None:
+                return refusal
+            with self._lock:
+                if recording_sid not in self.recordings:
+                    return not_found(recording_sid)
+                self.recordings.discard(recording_sid)
+            return Response(status_code=204)
 
         @app.post(API_PREFIX + "/Conferences/{conference}/Participants.json")
         async def add_participant(account_sid: str, conference: str, request: Request) -> JSONResponse:

@@ -12,11 +12,12 @@ import re
 from fastapi import APIRouter, Request, Response
 
 from app.calls.caller import CallerInfo
+from app.calls.caller_limits import CallerLimits
 from app.calls.relay import Relay
 from app.logs import bind_call_sid, get_logger, mask_number
 from app.settings import Settings
 from app.twilio.signature import signed_form
-from app.twilio.twiml import connect_twiml, stream_parameters
+from app.twilio.twiml import caller_limit_twiml, connect_twiml, stream_parameters
 
 log = get_logger(__name__)
 router = APIRouter()
@@ -52,7 +53,11 @@ async def incoming_call(request: Request) -> Response:
         )
     caller = caller_from_form(form)
     bind_call_sid(caller.call_sid)  # the call's tasks start here and inherit it
-    relay.prepare(caller)
+    limits: CallerLimits = request.app.state.caller_limits
+    if refusal := await limits.admit(caller.call_sid, caller.from_number):
+        log.warning("call_refused_caller_limit", call_sid=caller.call_sid, limit=refusal)
+        return Response(caller_limit_twiml(settings), media_type="application/xml")
+    limits.release_when_ended(caller.call_sid, relay.prepare(caller).ended)
     log.info("call_incoming", call_sid=caller.call_sid, caller=mask_number(caller.from_number))
     twiml = connect_twiml(
         settings.stream_url(str(request.base_url)), stream_parameters(settings.auth_token(), caller)

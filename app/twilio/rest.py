@@ -115,6 +115,21 @@ class TwilioRequests:
         path = f"/{API_VERSION}/Accounts/{self.account_sid}/Calls/{call_sid}/Recordings.json"
         return TwilioRequest("POST", path, data)
 
+    def delete_recording(self, recording_sid: str) -> TwilioRequest:
+        """Delete a stored recording (its audio and metadata) from the account."""
+        return TwilioRequest(
+            "DELETE", f"/{API_VERSION}/Accounts/{self.account_sid}/Recordings/{recording_sid}.json"
+        )
+
+    @staticmethod
+    def deleted(response: httpx.Response) -> bool:
+        """True if this request deleted the recording, False if Twilio no longer had it."""
+        if response.is_success:
+            return True
+        if _is_gone(response):
+            return False
+        _raise_for(response, "recording deletion")
+
     @staticmethod
     def recording_sid(response: httpx.Response) -> str | None:
         """The new recording's sid, or None if the call had already ended."""
@@ -170,6 +185,10 @@ class TwilioRest:
     def call_status(self, call_sid: str) -> str | None:
         """The call's Twilio status, or None if Twilio does not know the call."""
         return self.requests.status(self._send(self.requests.fetch_call(call_sid)))
+
+    def delete_recording(self, recording_sid: str) -> bool:
+        """Delete a recording; True if deleted now, False if Twilio no longer had it."""
+        return self.requests.deleted(self._send(self.requests.delete_recording(recording_sid)))
 
     def close(self) -> None:
         """Close the connection pool."""

@@ -101,6 +101,22 @@ def apology_twiml(settings: Settings, number: str | None) -> str:
     return str(response)
 
 
+def caller_limit_twiml(settings: Settings) -> str:
+    """A caller over their call limit: a polite no, and a person if one is configured."""
+    response = VoiceResponse()
+    response.say(
+        "Sorry, you have reached the limit of calls we can take from your number right now.", voice=SAY_VOICE
+    )
+    if settings.human_transfer_number:
+        response.say("Let me connect you with someone.", voice=SAY_VOICE)
+        response.dial(
+            settings.human_transfer_number, timeout=settings.transfer_ring_seconds, answer_on_bridge=True
+        )
+    response.say("Please call again later. Goodbye.", voice=SAY_VOICE)
+    response.hangup()
+    return str(response)
+
+
 def back_to_agent_twiml(settings: Settings, caller: CallerInfo, origin: str) -> str:
     """A new stream to the agent for a caller whose transfer did not connect."""
     return connect_twiml(settings.stream_url(origin), stream_parameters(settings.auth_token(), caller))

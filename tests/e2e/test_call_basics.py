@@ -9,6 +9,7 @@ import pytest
 
 from app.calls.events import CallEnded, CallStarted, MemorySink
 from app.main import create_app
+from app.sim.demo_business import demo_backend
 from app.sim.harness import bound_port, local_stack, serve_in_background, stop_server
 from app.sim.realtime_script import SimTurn
 from app.sim.twilio_caller import StreamRejected, WebhookRejected
@@ -94,7 +95,7 @@ async def test_preopened_session_is_closed_when_the_stream_never_comes() -> None
 
 async def test_stream_on_another_instance_opens_its_own_session() -> None:
     async with local_stack(first_audio_delay=0.05) as stack:
-        other_app = create_app(stack.settings, sink=MemorySink())
+        other_app = create_app(stack.settings, sink=MemorySink(), business=demo_backend)
         other = await serve_in_background(other_app)
         try:
             caller = stack.caller()
