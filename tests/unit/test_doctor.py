@@ -235,13 +235,14 @@ async def test_an_unreachable_redis_fails_the_broker_check(deployment: Deploymen
     assert line.startswith("FAIL") and "PING" in line and "secret-pass" not in line
 
 
-async def test_an_unwritable_embedded_queue_folder_fails_the_broker_check(deployment: Deployment) -> None:
+async def test_an_unwritable_data_folder_fails_the_settings_check(deployment: Deployment) -> None:
     blocker = deployment.tmp_path / "a-file"
     blocker.write_text("not a folder")
 
     assert await deployment.doctor(data_dir=blocker / "var") == 1
 
-    assert deployment.verdict("broker") == "FAIL" and "not writable" in deployment.line("broker")
+    # DATA_DIR holds the outbox journal and the embedded queue: the settings refuse it before any check.
+    assert deployment.verdict("settings") == "FAIL" and "DATA_DIR" in deployment.line("settings")
 
 
 async def test_an_invalid_setting_is_named_without_its_value_and_the_rest_skipped(

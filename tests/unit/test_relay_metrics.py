@@ -187,6 +187,7 @@ def test_serve_refuses_metrics_on_the_public_port(
     monkeypatch.setattr("app.cli.configure_logging", lambda *_args, **_kwargs: None)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     monkeypatch.setenv("METRICS_PORT", "18080")
+    monkeypatch.setenv("BUSINESS_API_BASE", "demo")
     assert main(["serve", "--port", "18080"]) == 2
     error = capsys.readouterr().err
     assert "METRICS_PORT" in error and "Traceback" not in error

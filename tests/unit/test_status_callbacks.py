@@ -9,6 +9,7 @@ from structlog.testing import capture_logs
 from app.calls.events import CallStatus, MemorySink, RecordingStatus
 from app.main import create_app
 from app.settings import load_settings
+from app.sim.demo_business import demo_backend
 from app.sim.twilio_callbacks import call_status_form, recording_status_form
 from app.twilio.signature import sign
 
@@ -22,7 +23,7 @@ def _client(sink: MemorySink, **overrides: object) -> TestClient:
     settings = load_settings(
         _env_file=None, twilio_auth_token=TOKEN, public_base_url=ORIGIN, openai_api_key="sk-x", **overrides
     )
-    return TestClient(create_app(settings, sink=sink))
+    return TestClient(create_app(settings, sink=sink, business=demo_backend))
 
 
 def test_signed_callbacks_become_call_events_and_forged_or_malformed_ones_do_not() -> None:
