@@ -16,6 +16,7 @@ from app.calls.events import MemorySink
 from app.main import create_app
 from app.server import relay_config
 from app.settings import Settings, load_settings
+from app.sim.demo_business import demo_backend
 from app.sim.harness import PUBLIC_BASE_URL, bound_port
 
 
@@ -43,7 +44,7 @@ async def production_server(**overrides: Any) -> AsyncIterator[EdgeServer]:
         redis_url=None,
         **overrides,
     )
-    app = create_app(settings, sink=MemorySink())
+    app = create_app(settings, sink=MemorySink(), business=demo_backend)
     server = uvicorn.Server(relay_config(app, settings, host="127.0.0.1", port=0))
     task = asyncio.create_task(server.serve(), name="edge-server")
     try:

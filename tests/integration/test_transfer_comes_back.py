@@ -13,6 +13,7 @@ import pytest
 from app.calls.events import MemorySink
 from app.main import create_app
 from app.outbox import OutboxSink
+from app.sim.demo_business import demo_backend
 from app.sim.harness import LocalStack, bound_port, local_stack, serve_in_background, stop_server
 from app.sim.realtime_script import SimTurn
 from app.sim.twilio_callbacks import caller_back, dial_ended_form, post_signed
@@ -171,7 +172,7 @@ async def test_a_caller_back_from_a_transfer_on_another_relay_instance_resumes_t
         async with stack.caller(caller_state="NY") as caller:
             action = await _transfer(stack, caller)
         # Twilio's next requests reach a second relay instance, sharing only Redis with the first.
-        other = create_app(stack.settings, sink=MemorySink())
+        other = create_app(stack.settings, sink=MemorySink(), business=demo_backend)
         server = await serve_in_background(other)
         try:
             other_url = f"http://127.0.0.1:{bound_port(server)}"
