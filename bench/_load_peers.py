@@ -72,6 +72,9 @@ def relay_overrides(model_base_url: str, auth_token: str) -> dict[str, object]:
         "idle_prompt_seconds": 3600.0,  # the callers' audio is silence between utterances
         "idle_hangup_seconds": 7200.0,
         "max_call_seconds": 7200.0,
+        # Every simulated caller dials from one number: the per-caller limits would refuse all but two.
+        "max_calls_per_caller": 100_000,
+        "max_calls_per_caller_per_hour": 10_000_000,
     }
 
 
