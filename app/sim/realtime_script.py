@@ -1,5 +1,7 @@
 """What the simulated model says: a script of turns shared by every session of one simulator.
 
+`SimScript` is the scripted `Brain` (see realtime_brain): exact, repeatable behaviour for tests and faults.
+
 Rules (the relay's tests rely on them):
 - the first response of a connection with no caller turn yet speaks the greeting;
 - an out-of-band response (`response.conversation == "none"`) speaks its instructions verbatim when they are
@@ -13,6 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from app.sim.realtime_audio import AudioFormat
 
 __all__ = ["MAX_VERBATIM_INSTRUCTIONS", "SimScript", "SimTurn", "ToolCallRecord", "ToolOutputRecord"]
 
@@ -58,8 +64,10 @@ class SimScript:
         greeting: str,
         filler: str,
         fallback_reply: str,
+        idle_reply: str = "Are you still there?",
     ) -> None:
         self.turns = list(turns)
+        self.idle_reply = idle_reply
         self.greeting = greeting
         self.filler = filler
         self.fallback_reply = fallback_reply
@@ -72,7 +80,10 @@ class SimScript:
         """True once every scripted turn has been consumed."""
         return self.position >= len(self.turns)
 
-    def next_turn(self) -> SimTurn:
+    def configure(self, session: dict[str, Any]) -> None:
+        """The script does not depend on the session's config."""
+
+    def next_turn(self, instructions: str | None = None) -> SimTurn:
         """Consume the next scripted turn, or the fallback reply once the script is exhausted."""
         if self.exhausted:
             return SimTurn(say=self.fallback_reply)
@@ -84,9 +95,20 @@ class SimScript:
         """What the caller is scripted to be saying now: the `hears` of the next unconsumed turn."""
         return None if self.exhausted else self.turns[self.position].hears
 
-    def greeting_turn(self) -> SimTurn:
-        """The opening line of a connection."""
+    def greeting_turn(self, instructions: str | None = None) -> SimTurn:
+        """The opening line of a connection (the scripted greeting, whatever the instructions)."""
         return SimTurn(say=self.greeting)
+
+    def idle_turn(self) -> SimTurn:
+        """What the model says after the idle timeout."""
+        return SimTurn(say=self.idle_reply)
+
+    def hear(self, audio: bytes, audio_format: AudioFormat) -> str:
+        """The caller's words are the script's: the `hears` of the next unconsumed turn."""
+        return self.upcoming_caller_text() or ""
+
+    def on_caller_text(self, text: str) -> None:
+        """Text messages do not move the script."""
 
     def out_of_band_turn(self, instructions: str | None) -> SimTurn:
         """The line an out-of-band response speaks."""
