@@ -47,6 +47,13 @@ def _demo_command(args: argparse.Namespace) -> int:
     return asyncio.run(demo)
 
 
+def _engine_command(args: argparse.Namespace) -> int:
+    from app.sim.engine.server import run_engine
+
+    configure_logging("WARNING")
+    return run_engine(args.host, args.port)
+
+
 def _call_command(args: argparse.Namespace) -> int:
     from app.sim.call_command import run_call
 
@@ -81,6 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip the outbox, worker and database (by default the call is stored and summarised)",
     )
     demo.set_defaults(handler=_demo_command)
+
+    engine = commands.add_parser("engine", help="an offline speech engine speaking the Realtime protocol")
+    engine.add_argument("--host", default="127.0.0.1")
+    engine.add_argument("--port", type=int, default=9100)
+    engine.set_defaults(handler=_engine_command)
 
     from app.sim.call_command import add_call_arguments
 

@@ -95,9 +95,10 @@ async def local_stack(
     settings_overrides: dict[str, Any] | None = None,
     sim_options: dict[str, Any] | None = None,
     twilio_rest: bool = False,
+    model: RealtimeSimulator | None = None,
 ) -> AsyncIterator[LocalStack]:
-    """Run the simulator and the relay until the block exits."""
-    sim = RealtimeSimulator(
+    """Run the simulator (or `model`, e.g. the offline engine) and the relay until the block exits."""
+    sim = model or RealtimeSimulator(
         script=script,
         first_audio_delay=first_audio_delay,
         realtime_factor=realtime_factor,
