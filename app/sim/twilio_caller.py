@@ -246,15 +246,15 @@ class SimulatedCaller:
             self.speech.queue(mulaw)
             self._speech_drained.clear()
 
-    async def say_text(self, text: str) -> None:
-        """Synthesise ``text`` offline (espeak-ng) and queue it.
+    async def say_text(self, text: str, voice: str = "en-us") -> None:
+        """Synthesise ``text`` offline (espeak-ng, in ``voice``) and queue it.
 
         The synthesiser's trailing silence is cut so that ``wait_said`` returns when the voice stops,
         which is where a caller starts counting the agent's reply time.
         """
         from app.sim.speech import synthesize_mulaw
 
-        mulaw = await asyncio.to_thread(synthesize_mulaw, text)
+        mulaw = await asyncio.to_thread(synthesize_mulaw, text, voice=voice)
         voiced = np.flatnonzero(np.abs(mulaw_to_int16(mulaw).astype(np.int32)) > VOICE_THRESHOLD)
         self.say(mulaw[: int(voiced[-1]) + 1] if len(voiced) else mulaw)
 

@@ -17,13 +17,14 @@ import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from scipy.signal import resample_poly
 
 from app.sim.engine.lm import arpa_from_sentences, dictionary_for
-from app.sim.engine.vocabulary import corpus
+from app.sim.engine.vocabulary import CONTEXTS, corpus
 
 __all__ = ["ASR_RATE", "Recognizer", "recognizer_for"]
 
@@ -35,34 +36,16 @@ _MODEL_LOCK = threading.Lock()
 class Recognizer:
     """One pocketsphinx decoder over a domain language model."""
 
-    def __init__(self, services: Sequence[str]) -> None:
-        from pocketsphinx import Decoder, get_model_path
-
-        sentences = list(corpus(services))
-        model_dir = Path(get_model_path()) / "en-us"
-        full_dictionary = (model_dir / "cmudict-en-us.dict").read_text(encoding="utf-8")
-        words = {word for sentence in sentences for word in sentence}
-        dictionary, unknown = dictionary_for(words, full_dictionary)
-        if unknown:  # a template word without a pronunciation would be unreachable: drop its sentences
-            sentences = [sentence for sentence in sentences if not set(sentence) & set(unknown)]
-        self.unknown_words = unknown
-        with tempfile.TemporaryDirectory(prefix="voice-agent-asr-") as folder:
-            lm_path = Path(folder) / "domain.lm"
-            dict_path = Path(folder) / "domain.dict"
-            lm_path.write_text(arpa_from_sentences(sentences), encoding="utf-8")
-            dict_path.write_text(dictionary, encoding="utf-8")
-            self._decoder = Decoder(
-                hmm=str(model_dir / "en-us"),
-                lm=str(lm_path),
-                dict=str(dict_path),
-                samprate=ASR_RATE,
-                logfn="/dev/null",
-            )
+    def __init__(self, services: Sequence[str], **decoder_options: Any) -> None:
+        self._decoders = {context: _decoder(services, context, decoder_options) for context in CONTEXTS}
         self._lock = threading.Lock()
         self._rng = np.random.default_rng(7)
 
-    def recognize(self, samples: npt.NDArray[np.int16], rate: int) -> str:
-        """The words heard in one utterance of int16 mono audio at `rate` Hz (lower case, may be empty)."""
+    def recognize(self, samples: npt.NDArray[np.int16], rate: int, expecting: str | None = None) -> str:
+        """The words heard in one utterance of int16 mono audio at `rate` Hz (lower case, may be empty).
+
+        `expecting` (a vocabulary context: day, time, slot, name, service) favours the answer to the
+        question the agent just asked."""
         if len(samples) == 0:
             return ""
         audio = samples.astype(np.float64)
@@ -72,11 +55,38 @@ class Recognizer:
         with self._lock:
             audio = audio + self._rng.normal(0.0, DITHER_RMS, len(audio))
             pcm = np.clip(np.round(audio), -32768, 32767).astype(np.int16).tobytes()
-            self._decoder.start_utt()
-            self._decoder.process_raw(pcm, full_utt=True)
-            self._decoder.end_utt()
-            hypothesis = self._decoder.hyp()
+            decoder = self._decoders.get(expecting, self._decoders[None])
+            decoder.start_utt()
+            decoder.process_raw(pcm, full_utt=True)
+            decoder.end_utt()
+            hypothesis = decoder.hyp()
         return hypothesis.hypstr.strip() if hypothesis is not None else ""
+
+
+def _decoder(services: Sequence[str], expecting: str | None, options: dict[str, Any]) -> Any:
+    """A pocketsphinx decoder over the domain model for one context."""
+    from pocketsphinx import Decoder, get_model_path
+
+    sentences = list(corpus(services, expecting))
+    model_dir = Path(get_model_path()) / "en-us"
+    full_dictionary = (model_dir / "cmudict-en-us.dict").read_text(encoding="utf-8")
+    words = {word for sentence in sentences for word in sentence}
+    dictionary, unknown = dictionary_for(words, full_dictionary)
+    if unknown:  # a template word without a pronunciation would be unreachable: drop its sentences
+        sentences = [sentence for sentence in sentences if not set(sentence) & set(unknown)]
+    with tempfile.TemporaryDirectory(prefix="voice-agent-asr-") as folder:
+        lm_path = Path(folder) / "domain.lm"
+        dict_path = Path(folder) / "domain.dict"
+        lm_path.write_text(arpa_from_sentences(sentences), encoding="utf-8")
+        dict_path.write_text(dictionary, encoding="utf-8")
+        return Decoder(
+            hmm=str(model_dir / "en-us"),
+            lm=str(lm_path),
+            dict=str(dict_path),
+            samprate=ASR_RATE,
+            logfn="/dev/null",
+            **options,
+        )
 
 
 @functools.lru_cache(maxsize=4)

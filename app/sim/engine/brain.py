@@ -63,7 +63,8 @@ class EngineBrain:
             return None
         samples = audio_format.decode(audio)
         services = self.policy.context.services
-        task = asyncio.ensure_future(_recognize(services, samples, audio_format.sample_rate))
+        expecting = self.policy.awaiting if self.policy.awaiting != "message" else None
+        task = asyncio.ensure_future(_recognize(services, samples, audio_format.sample_rate, expecting))
         self._pending_heard.append(task)
 
         async def heard() -> str:
@@ -133,10 +134,12 @@ class EngineBrain:
         return " ".join(text for text in texts if text)
 
 
-async def _recognize(services: tuple[str, ...], samples: np.ndarray[Any, Any], rate: int) -> str:
+async def _recognize(
+    services: tuple[str, ...], samples: np.ndarray[Any, Any], rate: int, expecting: str | None
+) -> str:
     try:
         recognizer = await asyncio.to_thread(recognizer_for, services)
-        return await asyncio.to_thread(recognizer.recognize, samples, rate)
+        return await asyncio.to_thread(recognizer.recognize, samples, rate, expecting)
     except Exception:  # a recogniser failure is heard as nothing: the caller is asked to say it again
         log.exception("speech recognition failed")
         return ""

@@ -21,6 +21,10 @@ __all__ = ["arpa_from_sentences", "dictionary_for"]
 DISCOUNT = 0.5
 UNIGRAM_FLOOR = 0.5  # add-half smoothing of word counts, so no word is ever impossible
 BOS, EOS = "<s>", "</s>"
+# Word-initial fricatives whose energy lies mostly above the telephone band's 4 kHz: over G.711 the acoustic
+# model (trained on 16 kHz speech) often does not hear them ("saturday" came out as "have today"), so each
+# such word also gets a pronunciation without its first sound.
+NARROWBAND_WEAK_ONSETS = frozenset({"S", "TH", "F", "Z"})
 
 
 def _log10(value: float) -> float:
@@ -93,12 +97,19 @@ def dictionary_for(words: Iterable[str], full_dictionary: str) -> tuple[str, lis
     Returns the dictionary text and the words it has no pronunciation for (the corpus must not use them).
     """
     wanted = set(words) - {BOS, EOS}
-    found: set[str] = set()
+    found: dict[str, int] = {}
     lines = []
+    variants = []
     for line in full_dictionary.splitlines():
-        head = line.split(" ", 1)[0]
+        head, _, phones = line.partition(" ")
         word = head.split("(", 1)[0]
         if word in wanted:
             lines.append(line)
-            found.add(word)
-    return "\n".join(lines) + "\n", sorted(wanted - found)
+            found[word] = found.get(word, 0) + 1
+            first, _, rest = phones.strip().partition(" ")
+            if first in NARROWBAND_WEAK_ONSETS and rest:
+                variants.append((word, rest))
+    for word, rest in variants:
+        found[word] += 1
+        lines.append(f"{word}({found[word]}) {rest}")
+    return "\n".join(lines) + "\n", sorted(wanted - set(found))

@@ -25,13 +25,11 @@ _TIME = re.compile(
 _TIME_CONTEXT = re.compile(r"\b(at|around|about|how about|for)\s+$")
 
 _EMERGENCY = re.compile(
-    r"\b(chest pain|can't breathe|cannot breathe|not breathing|unconscious|passed out|bleeding|"
-    r"heart attack|this is an emergency|an emergency right now|stroke|overdose)\b"
+    r"\b(chest|pain|can't breathe|cannot breathe|not breathing|breathe|unconscious|passed out|bleeding|"
+    r"heart attack|stroke|overdose|emergency)\b"
 )
-_PERSON = re.compile(
-    r"\b((speak|talk) (to|with) (a person|someone|a human|a real person|somebody|the receptionist|"
-    r"a receptionist|a manager|staff)|put me through|connect me|real person|human please)\b"
-)
+_EMERGENCY_SERVICE = re.compile(r"\b(book|appointment|schedule|an emergency (visit|checkup|slot))\b")
+_PERSON = re.compile(r"\b(person|someone|somebody|human|receptionist|manager|put me through|connect me)\b")
 _MESSAGE = re.compile(
     r"\b(leave a message|take a message|a message for|tell (the doctor|\w+) (that )?i|"
     r"ask (the doctor|\w+) to call me|pass on a message)\b"
@@ -46,8 +44,9 @@ _NO = re.compile(r"^(no|nope|not really)\b")
 
 def intent_of(text: str) -> str | None:
     """The caller's main intent: emergency, person, message, goodbye, hours, book, availability, or None."""
+    if _EMERGENCY.search(text) and not _EMERGENCY_SERVICE.search(text):
+        return "emergency"
     for name, pattern in (
-        ("emergency", _EMERGENCY),
         ("person", _PERSON),
         ("message", _MESSAGE),
         ("hours", _HOURS),

@@ -14,7 +14,7 @@ import random
 import re
 from collections.abc import Iterator, Sequence
 
-__all__ = ["FIRST_NAMES", "LAST_NAMES", "WEEKDAYS", "corpus"]
+__all__ = ["CONTEXTS", "FIRST_NAMES", "LAST_NAMES", "WEEKDAYS", "corpus"]
 
 WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 FIRST_NAMES = [
@@ -120,7 +120,11 @@ _TEMPLATES = [
     "i [want|need|would like] to [speak|talk] to [a person|someone|a human|a real person|somebody]",
     "[please|] [put me through|connect me] to [a person|someone|a human]",
     "[can i|i'd like to] talk to a real person",
+    "[can i|could i|i'd like to] speak to a person please",
+    "can i talk to someone please",
     # emergency
+    "i have [terrible|severe|] chest pain",
+    "this is an emergency",
     "[help|] [i have|i've got|i'm having] [severe|terrible|bad|] chest pain",
     "my [husband|wife|son|daughter|mother|father] [can't breathe|is not breathing|is unconscious|passed out]",
     "[i'm|he's|she's] bleeding [a lot|heavily|badly]",
@@ -133,6 +137,7 @@ _TEMPLATES = [
     "i'd like to leave a message [please|]",
     "[please|] ask [the doctor|{first}] to call me back",
     # goodbye
+    "[thanks|thank you] goodbye",
     "[thanks|thank you|okay thanks|great thanks|perfect thank you] [bye|goodbye|bye bye|]",
     "[that's all|that's everything|nothing else] [thank you|thanks] [goodbye|bye|]",
     "[goodbye|bye|bye bye|see you]",
@@ -175,6 +180,27 @@ _OTHER = [
     "hello is anyone there",
 ]
 
+# When the agent has just asked for something, the answer is most likely that: each context adds its answers
+# to the corpus (the caller may still say anything else).
+_ANSWERS = {
+    "day": [
+        "[on|] {weekday} [please|]",
+        "[next|this] {weekday} [please|]",
+        "[tomorrow|today] [please|]",
+        "[on|] {weekday} at {time} [please|]",
+    ],
+    "time": ["[at|] {time} [please|]", "how about {time}", "{time} [works|would be great|please]"],
+    "slot": [
+        "[yes|yeah|sure|okay] [please|that works|that's great|]",
+        "[at|] {time} [please|]",
+        "no [thanks|] [another day|]",
+    ],
+    "name": ["my name is {name}", "[it's|this is|i'm] {name}", "{name}", "[the|] name is {name}"],
+    "service": ["[a|the] {service} [please|]", "[i'd like|i need] a {service} [please|]"],
+}
+CONTEXTS = (None, *_ANSWERS)
+"""What the recogniser can be tuned to: nothing in particular, or the answer to a question just asked."""
+
 _CHOICE = re.compile(r"\[([^\[\]]*)\]")
 _SLOT = re.compile(r"\{(\w+)\}")
 
@@ -207,15 +233,22 @@ def _fill(template: str, rng: random.Random, services: Sequence[str]) -> str:
     return _SLOT.sub(lambda match: slots[match.group(1)](), text)
 
 
-def corpus(services: Sequence[str], *, per_template: int = 120, seed: int = 11) -> Iterator[list[str]]:
-    """Sentences (word lists) for the language model: the templates filled at random, plus everyday talk."""
+def corpus(
+    services: Sequence[str], expecting: str | None = None, *, per_template: int = 120, seed: int = 11
+) -> Iterator[list[str]]:
+    """Sentences (word lists) for the language model: the templates filled at random, plus everyday talk,
+    plus (when `expecting` names a context) many answers of that kind."""
     rng = random.Random(seed)
     spoken_services = [service.replace("_", " ") for service in services] or ["appointment"]
+    templates = _ANSWERS.get(expecting or "", [])
+    for template in templates:
+        for _ in range(per_template * len(_TEMPLATES) // len(templates)):
+            yield _fill(template, rng, spoken_services).split()
     for template in _TEMPLATES:
         for _ in range(per_template):
             yield _fill(template, rng, spoken_services).split()
     for sentence in _OTHER:
-        for _ in range(12):
+        for _ in range(4):
             yield sentence.split()
     for words in (FIRST_NAMES, LAST_NAMES, WEEKDAYS, HOURS):
         for word in words:
