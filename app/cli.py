@@ -37,11 +37,25 @@ def _demo_command(args: argparse.Namespace) -> int:
     from app.demo import run_demo
 
     configure_logging("WARNING")
+    if args.scenario is None and args.model != "script":
+        from app.demo_engine import run_engine_demo
+
+        return asyncio.run(
+            run_engine_demo(
+                out=args.out,
+                transcript=args.transcript,
+                lines=args.say,
+                interactive=args.interactive,
+                model=args.model,
+                audio_format=args.format,
+                backoffice=not args.no_backoffice,
+            )
+        )
     demo = run_demo(
         out=args.out,
         transcript=args.transcript,
         audio_format=args.format,
-        scenario=args.scenario,
+        scenario=args.scenario or "booking",
         backoffice=not args.no_backoffice,
     )
     return asyncio.run(demo)
@@ -79,8 +93,20 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--scenario",
         choices=SCENARIOS,
-        default="booking",
-        help="which call: a booking, a warm transfer, an agent hang-up, an idle caller, a capped call",
+        default=None,
+        help="a scripted call (exact, repeatable): a booking, a warm transfer, an agent hang-up, an idle "
+        "caller, a capped call",
+    )
+    demo.add_argument(
+        "--model",
+        choices=["engine", "openai", "script"],
+        default="engine",
+        help="who answers: the offline engine (default), OpenAI's Realtime API (needs OPENAI_API_KEY), "
+        "or the scripted simulator",
+    )
+    demo.add_argument("--say", action="append", metavar="TEXT", help="a caller line (repeat for more)")
+    demo.add_argument(
+        "--interactive", action="store_true", help="type the caller's lines one at a time, hear each reply"
     )
     demo.add_argument(
         "--no-backoffice",

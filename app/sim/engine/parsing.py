@@ -9,7 +9,7 @@ import datetime as dt
 import re
 from collections.abc import Sequence
 
-from app.sim.engine.vocabulary import FIRST_NAMES, LAST_NAMES, WEEKDAYS
+from app.sim.engine.vocabulary import FIRST_NAMES, LAST_NAMES, WEEKDAYS, everyday_words
 
 __all__ = ["find_day", "find_name", "find_service", "find_time", "intent_of", "is_no", "is_yes"]
 
@@ -57,6 +57,12 @@ def intent_of(text: str) -> str | None:
         if pattern.search(text):
             return name
     return None
+
+
+def sounds_off_topic(text: str) -> bool:
+    """Two or more words only everyday talk uses: the caller was talking about something else (the
+    recogniser maps such speech onto its closest words, which are mostly the business's)."""
+    return sum(word in everyday_words() for word in text.split()) >= 2
 
 
 def is_yes(text: str) -> bool:

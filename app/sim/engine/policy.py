@@ -16,13 +16,24 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from app.sim.engine.parsing import find_day, find_name, find_service, find_time, intent_of, is_no, is_yes
+from app.sim.engine.parsing import (
+    find_day,
+    find_name,
+    find_service,
+    find_time,
+    intent_of,
+    is_no,
+    is_yes,
+    sounds_off_topic,
+)
 from app.sim.engine.replies import day_phrase, time_phrase, times_phrase
 
 __all__ = ["Action", "BusinessContext", "DialoguePolicy"]
 
 REPEAT = "Sorry, I didn't catch that. Could you say that again?"
 ANYTHING_ELSE = "Is there anything else I can help with?"
+# A service named with no booking words, day or time ("my name is emma a whitening on") is not a request.
+_WANTS = re.compile(r"\b(i'd like|i would like|i need|i want|can i (have|get)|please)\b")
 _TODAY = re.compile(r"Today is \w+ (\d{4}-\d{2}-\d{2}) \(([^)]+)\)")
 
 
@@ -101,6 +112,8 @@ class DialoguePolicy:
             return self._transfer("emergency", "The caller described a medical emergency.")
         if intent == "person":
             return self._transfer("caller_asked", "The caller asked to speak to a person.")
+        if sounds_off_topic(text) and self.awaiting != "message":
+            return Action("repeat", REPEAT)
         if self.awaiting == "message" and intent != "goodbye":
             return self._take_message(text)
         if intent == "message":
@@ -125,7 +138,8 @@ class DialoguePolicy:
                 self.awaiting = "service"
                 return self._ask_service()
             return self._availability(service, day or self.context.today)
-        if intent == "book" or self.booking is not None or service is not None:
+        wants = service is not None and (day or moment or _WANTS.search(text))
+        if intent == "book" or self.booking is not None or wants:
             booking = self.booking or Booking()
             booking.service = service or booking.service
             booking.day = day or booking.day

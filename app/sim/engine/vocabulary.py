@@ -10,11 +10,12 @@ Templates use `{slot}` for a word list and `[a|b|]` for alternatives (an empty o
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 from collections.abc import Iterator, Sequence
 
-__all__ = ["CONTEXTS", "FIRST_NAMES", "LAST_NAMES", "WEEKDAYS", "corpus"]
+__all__ = ["CONTEXTS", "FIRST_NAMES", "LAST_NAMES", "WEEKDAYS", "corpus", "everyday_words"]
 
 WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 FIRST_NAMES = [
@@ -172,6 +173,36 @@ _OTHER = [
     "the purple elephant sings jazz in the moonlight",
     "where is the nearest bank",
     "what is the capital of france",
+    "my grandmother grew up on a farm near the river",
+    "the printer in the office is broken again",
+    "we watched a documentary about whales and sharks",
+    "the kids built a snowman in the yard",
+    "my uncle drives a truck across the country",
+    "i need new shoes for the wedding",
+    "the concert tickets sold out very quickly",
+    "she is learning to play the piano",
+    "there was a lot of traffic on the highway",
+    "the soup was cold and the bread was stale",
+    "our team lost the match by two goals",
+    "the library closes early on holidays",
+    "he fixed the bicycle with his father",
+    "the museum has a new exhibition about space",
+    "i am reading a novel about pirates",
+    "the baby was crying all night",
+    "my laptop battery died during the meeting",
+    "they are moving to a bigger apartment",
+    "the garden needs water every evening",
+    "the mountain view from the hotel was amazing",
+    "my friend sent me a funny video",
+    "the price of gas went up again",
+    "we ordered pizza and watched a movie",
+    "the teacher gave us a lot of homework",
+    "the cat knocked a glass off the table",
+    "i saw a rainbow after the storm",
+    "the bakery sells fresh croissants",
+    "my phone screen is cracked",
+    "the elevator in my building is slow",
+    "we planted tomatoes and peppers this spring",
     "um",
     "uh",
     "hmm",
@@ -231,6 +262,26 @@ def _fill(template: str, rng: random.Random, services: Sequence[str]) -> str:
         "first": lambda: rng.choice(FIRST_NAMES),
     }
     return _SLOT.sub(lambda match: slots[match.group(1)](), text)
+
+
+# Little words any request may hold: never evidence of another topic.
+_FUNCTION_WORDS = (  # noqa: SIM905 - a list of forty words reads better as one string
+    "and of we was did where up us he she they by from with but our has very too much more does here am "
+    "sorry after again off last new long every near his hmm uh um"
+).split()
+
+
+@functools.cache
+def everyday_words() -> frozenset[str]:
+    """Words only the everyday sentences use: speech heard as several of them was about something else."""
+    rng = random.Random(0)
+    templates = _TEMPLATES + [template for answers in _ANSWERS.values() for template in answers]
+    domain = {
+        word for template in templates for _ in range(60) for word in _fill(template, rng, ["x"]).split()
+    }
+    domain |= set(FIRST_NAMES + LAST_NAMES + WEEKDAYS + HOURS + _FUNCTION_WORDS)
+    everyday = {word for sentence in _OTHER for word in sentence.split()}
+    return frozenset(everyday - domain)
 
 
 def corpus(
