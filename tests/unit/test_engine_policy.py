@@ -175,6 +175,10 @@ def test_people_emergencies_and_goodbyes_call_the_control_tools(
     assert action.arguments.get("reason", None) == reason or tool == "end_call"
 
 
+def test_openings_on_a_day_ask_which_service_before_checking_the_diary() -> None:
+    assert _policy().on_caller("do you have any open on monday").kind == "ask_service"
+
+
 def test_an_emergency_appointment_is_a_booking_not_an_emergency() -> None:
     assert _policy().on_caller("can i book an emergency appointment tomorrow").tool != "transfer_to_human"
 

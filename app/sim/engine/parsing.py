@@ -29,7 +29,9 @@ _EMERGENCY = re.compile(
     r"heart attack|stroke|overdose|emergency)\b"
 )
 _EMERGENCY_SERVICE = re.compile(r"\b(book|appointment|schedule|an emergency (visit|checkup|slot))\b")
-_PERSON = re.compile(r"\b(person|someone|somebody|human|receptionist|manager|put me through|connect me)\b")
+_PERSON = re.compile(
+    r"\b(person|someone|somebody|human|receptionist|manager|put me through|connect me|(speak|talk) to)\b"
+)
 _MESSAGE = re.compile(
     r"\b(leave a message|take a message|a message for|tell (the doctor|\w+) (that )?i|"
     r"ask (the doctor|\w+) to call me|pass on a message)\b"
@@ -37,7 +39,10 @@ _MESSAGE = re.compile(
 _GOODBYE = re.compile(r"\b(goodbye|bye|that's all|that's it|that's everything|nothing else|see you)\b")
 _HOURS = re.compile(r"\b(hours|open|close|closing|opening|how late)\b")
 _BOOK = re.compile(r"\b(book|appointment|schedule|put me in|make an appointment|come in)\b")
-_AVAILABILITY = re.compile(r"\b(free|available|availability|openings|what times|any time|anything)\b")
+_AVAILABILITY = re.compile(
+    r"\b(free|available|availability|openings|what times|any time|anything|do you have any)\b"
+)
+_HAVE_ANY = re.compile(r"\bdo you have (any|anything)\b")  # "do you have any open(ings)": free times
 _YES = re.compile(r"^(yes|yeah|yep|sure|okay|ok|please|that's right|that works|sounds good|perfect)\b")
 _NO = re.compile(r"^(no|nope|not really)\b")
 
@@ -46,6 +51,8 @@ def intent_of(text: str) -> str | None:
     """The caller's main intent: emergency, person, message, goodbye, hours, book, availability, or None."""
     if _EMERGENCY.search(text) and not _EMERGENCY_SERVICE.search(text):
         return "emergency"
+    if _HAVE_ANY.search(text) and not _PERSON.search(text):
+        return "availability"
     for name, pattern in (
         ("person", _PERSON),
         ("message", _MESSAGE),
