@@ -204,6 +204,20 @@ def test_a_service_named_in_passing_is_not_a_booking_request() -> None:
     assert _policy().on_caller("i'd like a whitening").kind == "ask_day"
 
 
+def test_a_close_guess_that_asks_for_a_person_wins_over_a_meaningless_best_guess() -> None:
+    guesses = ["the doctor quickly you", "can i speak to a quickly you"]
+    assert _policy().choose(guesses) == "can i speak to a quickly you"
+    assert _policy().choose(["what are your hours today", "can i speak to someone"]) == (
+        "what are your hours today"
+    )
+
+
+def test_after_a_question_a_guess_that_answers_it_wins() -> None:
+    policy = _policy()
+    policy.on_caller("i'd like to book a whitening")
+    assert policy.choose(["when late", "next wednesday"]) == "next wednesday"
+
+
 def test_words_it_cannot_place_get_a_request_to_say_them_again() -> None:
     assert _policy().on_caller("the purple elephant sings jazz") == Action(
         "repeat", "Sorry, I didn't catch that. Could you say that again?"

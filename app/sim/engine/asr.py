@@ -29,6 +29,7 @@ from app.sim.engine.vocabulary import CONTEXTS, corpus
 __all__ = ["ASR_RATE", "Recognizer", "recognizer_for"]
 
 ASR_RATE = 16_000
+NBEST = 8  # alternatives the policy may prefer when the best guess means nothing (see DialoguePolicy.choose)
 DITHER_RMS = 24.0  # about -63 dBFS: far below speech, enough to keep silence off log(0)
 _MODEL_LOCK = threading.Lock()
 
@@ -42,12 +43,19 @@ class Recognizer:
         self._rng = np.random.default_rng(7)
 
     def recognize(self, samples: npt.NDArray[np.int16], rate: int, expecting: str | None = None) -> str:
-        """The words heard in one utterance of int16 mono audio at `rate` Hz (lower case, may be empty).
+        """The best hypothesis of `hypotheses` (see there)."""
+        return self.hypotheses(samples, rate, expecting)[0]
+
+    def hypotheses(
+        self, samples: npt.NDArray[np.int16], rate: int, expecting: str | None = None, count: int = NBEST
+    ) -> list[str]:
+        """The words heard in one utterance of int16 mono audio at `rate` Hz, best guess first (lower
+        case; a single empty string when nothing was heard).
 
         `expecting` (a vocabulary context: day, time, slot, name, service) favours the answer to the
         question the agent just asked."""
         if len(samples) == 0:
-            return ""
+            return [""]
         audio = samples.astype(np.float64)
         if rate != ASR_RATE:
             divisor = np.gcd(rate, ASR_RATE)
@@ -59,8 +67,15 @@ class Recognizer:
             decoder.start_utt()
             decoder.process_raw(pcm, full_utt=True)
             decoder.end_utt()
-            hypothesis = decoder.hyp()
-        return hypothesis.hypstr.strip() if hypothesis is not None else ""
+            best = decoder.hyp()
+            guesses = [best.hypstr.strip()] if best is not None else [""]
+            for index, alternative in enumerate(decoder.nbest()):
+                if index >= count:
+                    break
+                text = str(alternative.hypstr).strip()
+                if text and text not in guesses:
+                    guesses.append(text)
+        return guesses
 
 
 def _decoder(services: Sequence[str], expecting: str | None, options: dict[str, Any]) -> Any:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,13 +65,17 @@ class EngineBrain:
         samples = audio_format.decode(audio)
         services = self.policy.context.services
         expecting = self.policy.awaiting if self.policy.awaiting != "message" else None
-        task = asyncio.ensure_future(_recognize(services, samples, audio_format.sample_rate, expecting))
+        guesses = asyncio.ensure_future(_recognize(services, samples, audio_format.sample_rate, expecting))
+        task = asyncio.ensure_future(self._chosen(guesses))
         self._pending_heard.append(task)
 
         async def heard() -> str:
             return await asyncio.shield(task)
 
         return heard
+
+    async def _chosen(self, guesses: Awaitable[list[str]]) -> str:
+        return self.policy.choose(await guesses)
 
     def on_caller_text(self, text: str) -> None:
         self._pending_text.append(text)
@@ -136,10 +141,10 @@ class EngineBrain:
 
 async def _recognize(
     services: tuple[str, ...], samples: np.ndarray[Any, Any], rate: int, expecting: str | None
-) -> str:
+) -> list[str]:
     try:
         recognizer = await asyncio.to_thread(recognizer_for, services)
-        return await asyncio.to_thread(recognizer.recognize, samples, rate, expecting)
+        return await asyncio.to_thread(recognizer.hypotheses, samples, rate, expecting)
     except Exception:  # a recogniser failure is heard as nothing: the caller is asked to say it again
         log.exception("speech recognition failed")
-        return ""
+        return [""]

@@ -102,6 +102,33 @@ class DialoguePolicy:
 
     # ---- the caller speaks ---------------------------------------------------------------------------
 
+    def choose(self, hypotheses: list[str]) -> str:
+        """What the caller said, from the recogniser's guesses (best first): the best one, unless it means
+        nothing here and a close alternative asks for a person, an emergency, a message or a goodbye, or
+        answers the question just asked. Telephone audio loses sounds; the meaning often survives in the
+        second or third guess."""
+        best = hypotheses[0] if hypotheses else ""
+        if self._means_something(best):
+            return best
+        for alternative in hypotheses[1:]:
+            if intent_of(alternative) in ("emergency", "person", "message", "goodbye"):
+                return alternative
+            if self.awaiting is not None and self._means_something(alternative):
+                return alternative
+        return best
+
+    def _means_something(self, text: str) -> bool:
+        if intent_of(text) is not None and not sounds_off_topic(text):
+            return True
+        today = self.context.today
+        return {
+            "day": lambda: find_day(text, today) is not None,
+            "time": lambda: find_time(text) is not None,
+            "slot": lambda: find_time(text) is not None or is_yes(text) or is_no(text),
+            "name": lambda: find_name(text, expecting=True) is not None,
+            "service": lambda: find_service(text, self.context.services) is not None,
+        }.get(self.awaiting or "", lambda: False)()
+
     def on_caller(self, heard: str) -> Action:
         """The action for one recognised caller turn."""
         text = " ".join(heard.lower().split())
