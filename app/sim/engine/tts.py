@@ -12,7 +12,7 @@ from app.sim.speech import synthesize
 
 __all__ = ["AGENT_VOICE", "prepare", "speak"]
 
-AGENT_VOICE = "en-us+f3"  # a different voice from the simulated caller's, so the WAV is easy to follow
+AGENT_VOICE = "en-us+m3"  # a different voice from the simulated callers', so the WAV is easy to follow
 
 
 def speak(text: str) -> npt.NDArray[np.int16]:
