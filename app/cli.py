@@ -72,15 +72,36 @@ def _demo_command(args: argparse.Namespace) -> int:
     from app.demo import run_demo
 
     configure_logging("WARNING")
+    if args.scenario is None and args.model != "script":
+        from app.demo_engine import run_engine_demo
+
+        return asyncio.run(
+            run_engine_demo(
+                out=args.out,
+                transcript=args.transcript,
+                lines=args.say,
+                interactive=args.interactive,
+                model=args.model,
+                audio_format=args.format,
+                backoffice=not args.no_backoffice,
+            )
+        )
     demo = run_demo(
         out=args.out,
         transcript=args.transcript,
         audio_format=args.format,
-        scenario=args.scenario,
+        scenario=args.scenario or "booking",
         backoffice=not args.no_backoffice,
         business=args.business,
     )
     return asyncio.run(demo)
+
+
+def _engine_command(args: argparse.Namespace) -> int:
+    from app.sim.engine.server import run_engine
+
+    configure_logging("WARNING")
+    return run_engine(args.host, args.port)
 
 
 def _call_command(args: argparse.Namespace) -> int:
@@ -108,8 +129,20 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--scenario",
         choices=SCENARIOS,
-        default="booking",
-        help="which call: a booking, a warm transfer, an agent hang-up, an idle caller, a capped call",
+        default=None,
+        help="a scripted call (exact, repeatable): a booking, a warm transfer, an agent hang-up, an idle "
+        "caller, a capped call",
+    )
+    demo.add_argument(
+        "--model",
+        choices=["engine", "openai", "script"],
+        default="engine",
+        help="who answers: the offline engine (default), OpenAI's Realtime API (needs OPENAI_API_KEY), "
+        "or the scripted simulator",
+    )
+    demo.add_argument("--say", action="append", metavar="TEXT", help="a caller line (repeat for more)")
+    demo.add_argument(
+        "--interactive", action="store_true", help="type the caller's lines one at a time, hear each reply"
     )
     demo.add_argument(
         "--no-backoffice",
@@ -120,6 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--business", choices=["dental", "salon"], default="dental", help="which demo business answers"
     )
     demo.set_defaults(handler=_demo_command)
+
+    engine = commands.add_parser("engine", help="an offline speech engine speaking the Realtime protocol")
+    engine.add_argument("--host", default="127.0.0.1")
+    engine.add_argument("--port", type=int, default=9100)
+    engine.set_defaults(handler=_engine_command)
 
     from app.sim.call_command import add_call_arguments
 

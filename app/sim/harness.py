@@ -104,14 +104,16 @@ async def local_stack(
     twilio_rest: bool = False,
     metrics_port: int | None = None,
     business: DemoProfile | None = None,
+    model: RealtimeSimulator | None = None,
 ) -> AsyncIterator[LocalStack]:
-    """Run the simulator and the relay until the block exits; with `metrics_port` (0: any free port) also
-    serve the relay's metrics on 127.0.0.1 as `voice-agent serve` does.
+    """Run the simulator (or `model`, e.g. the offline engine) and the relay until the block exits; with
+    `metrics_port` (0: any free port) also serve the relay's metrics on 127.0.0.1 as `voice-agent serve`
+    does.
 
     With `business`, that demo business's backend is served on its own loopback port and the relay is set up
     for it (`BUSINESS_API_BASE` and the profile's name, kind and time zone) exactly as for a real backend.
     """
-    sim = RealtimeSimulator(
+    sim = model or RealtimeSimulator(
         script=script,
         first_audio_delay=first_audio_delay,
         realtime_factor=realtime_factor,

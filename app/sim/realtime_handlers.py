@@ -72,6 +72,7 @@ async def _session_update(session: SimSession, event: dict[str, Any]) -> None:
         return
     session.config = merged
     session.input.configure(merged["audio"]["input"])
+    session.brain.configure(merged)
     await session.send_event({"type": "session.updated", "session": merged})
 
 
@@ -111,9 +112,11 @@ async def _item_create(session: SimSession, event: dict[str, Any]) -> None:
         {"type": "conversation.item.done", "previous_item_id": previous_item_id, "item": item.public()}
     )
     if payload.get("type") == "function_call_output":
-        session.shared.script.record_tool_output(str(payload["call_id"]), str(payload["output"]))
+        session.brain.record_tool_output(str(payload["call_id"]), str(payload["output"]))
     elif payload.get("type") == "message" and payload.get("role") == "user":
         session.caller_turns += 1
+        text = " ".join(str(part.get("text") or "") for part in payload.get("content", []))
+        session.brain.on_caller_text(text.strip())
 
 
 async def _item_truncate(session: SimSession, event: dict[str, Any]) -> None:

@@ -1,4 +1,8 @@
-"""The simulated input audio buffer: session input clock, uncommitted audio, and the server VAD."""
+"""The simulated input audio buffer: session input clock, uncommitted audio, and the server VAD.
+
+The uncommitted audio itself is kept (up to `MAX_BUFFER_SECONDS`, oldest dropped first) so that a brain
+that listens can hear the committed turn.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,8 @@ from app.sim.realtime_vad import SpeechStarted, SpeechStopped, VadSettings, Voic
 
 __all__ = ["InputAudio"]
 
+MAX_BUFFER_SECONDS = 60
+
 
 class InputAudio:
     """Counts input audio on the session clock and runs VAD when turn detection is on."""
@@ -17,6 +23,7 @@ class InputAudio:
         self.format = AudioFormat("audio/pcm")
         self.clock_ms = 0.0  # ms of input audio written this session (the clock of audio_start_ms)
         self.buffered_ms = 0.0  # ms appended since the last commit or clear
+        self._audio = bytearray()  # the uncommitted wire audio (its end is the clock now)
         self._turn_detection: dict[str, Any] | None = None
         self._vad: VoiceActivityDetector | None = None
 
@@ -50,16 +57,30 @@ class InputAudio:
         appended_ms = len(data) / self.format.bytes_per_ms
         self.clock_ms += appended_ms
         self.buffered_ms += appended_ms
+        self._audio += data
+        overflow = len(self._audio) - MAX_BUFFER_SECONDS * 1000 * self.format.bytes_per_ms
+        if overflow > 0:
+            del self._audio[: overflow + overflow % self.format.bytes_per_sample]
         return self._vad.feed(data) if self._vad is not None else []
 
     def take(self) -> float:
         """Commit: empty the buffer and return how many ms it held."""
-        held_ms = self.buffered_ms
+        return self.take_audio()[0]
+
+    def take_audio(self, since_ms: float | None = None) -> tuple[float, bytes]:
+        """Commit: empty the buffer; return how many ms it held and its audio (from `since_ms` on the
+        session clock, when given: a VAD turn's start)."""
+        held_ms, audio = self.buffered_ms, bytes(self._audio)
+        if since_ms is not None:
+            keep_ms = max(0.0, self.clock_ms - since_ms)
+            keep = int(keep_ms * self.format.bytes_per_ms)
+            audio = audio[len(audio) - min(len(audio), keep - keep % self.format.bytes_per_sample) :]
         self.clear()
-        return held_ms
+        return held_ms, audio
 
     def clear(self) -> None:
         """Drop uncommitted audio and any speech segment in progress."""
         self.buffered_ms = 0.0
+        self._audio.clear()
         if self._vad is not None:
             self._vad.reset()

@@ -1,6 +1,7 @@
 """One simulated model response, streamed in the GA event order (A4, A5).
 
-`response.created` -> `rate_limits.updated` -> (after `first_audio_delay`) the spoken message:
+`response.created` -> `rate_limits.updated` -> (once the brain has decided, when it decides later, and
+after `first_audio_delay`) the spoken message:
 output_item.added, conversation.item.added, content_part.added, transcript/audio deltas paced at
 `realtime_factor` x real time, output_audio.done, output_audio_transcript.done, content_part.done,
 output_item.done, conversation.item.done -> then the function call item if the turn has a tool ->
@@ -24,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from app.sim.realtime_audio import AudioFormat, synthetic_speech_seconds
+from app.sim.realtime_brain import TurnPlan
 from app.sim.realtime_conversation import (
     ASSISTANT_AUDIO_TOKENS_PER_SECOND,
     Conversation,
@@ -54,7 +56,7 @@ class ResponseTiming:
 class ResponseSpec:
     """Everything a response needs to know when it is created."""
 
-    turn: SimTurn
+    turn: TurnPlan
     conversation: Conversation | None  # None for an out-of-band response
     output_modalities: list[str]
     output_format: dict[str, Any]
@@ -138,8 +140,8 @@ class ResponseRun:
         try:
             await self._send({"type": "response.created", "response": self._response_object("in_progress")})
             await self._send({"type": "rate_limits.updated", "rate_limits": _rate_limits()})
-            turn = self.spec.turn
-            if await self._pause(self._timing.first_audio_delay):
+            turn = await self._decided_turn()
+            if turn is not None and await self._pause(self._timing.first_audio_delay):
                 if turn.say or turn.audio_seconds:
                     await self._speak(turn)
                 if turn.tool and not self._cancelled.is_set() and not self._hit_token_limit:
@@ -147,6 +149,24 @@ class ResponseRun:
             await self._send({"type": "response.done", "response": self._final_response()})
         finally:
             self.finished.set()
+
+    async def _decided_turn(self) -> SimTurn | None:
+        """The turn to play: the spec's, or the brain's decision once made; None if cancelled first."""
+        plan = self.spec.turn
+        if isinstance(plan, SimTurn):
+            return plan
+        deciding = asyncio.ensure_future(plan())
+        cancelled = asyncio.ensure_future(self._cancelled.wait())
+        try:
+            await asyncio.wait({deciding, cancelled}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            cancelled.cancel()
+            if not deciding.done():
+                deciding.cancel()
+            await asyncio.gather(deciding, cancelled, return_exceptions=True)
+        if deciding.cancelled() or self._cancelled.is_set():
+            return None
+        return deciding.result()
 
     async def _add_output_item(self, item: SimItem) -> int:
         output_index = len(self._outputs)

@@ -1,5 +1,7 @@
 """What the simulated model says: a script of turns shared by every session of one simulator.
 
+`SimScript` is the scripted `Brain` (see realtime_brain): exact, repeatable behaviour for tests and faults.
+
 Rules (the relay's tests rely on them):
 - the first response of a connection with no caller turn yet speaks the greeting;
 - an out-of-band response (`response.conversation == "none"`) speaks its instructions verbatim when they are
@@ -17,6 +19,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from app.sim.realtime_audio import AudioFormat
 
 __all__ = ["MAX_VERBATIM_INSTRUCTIONS", "SimScript", "SimTurn", "ToolCallRecord", "ToolOutputRecord"]
 
@@ -63,8 +69,10 @@ class SimScript:
         greeting: str,
         filler: str,
         fallback_reply: str,
+        idle_reply: str = "Are you still there?",
     ) -> None:
         self.turns = list(turns)
+        self.idle_reply = idle_reply
         self.greeting = greeting
         self.filler = filler
         self.fallback_reply = fallback_reply
@@ -78,8 +86,15 @@ class SimScript:
         """True once every scripted turn has been consumed."""
         return self.position >= len(self.turns)
 
-    def next_turn(self) -> SimTurn:
-        """Consume the next scripted turn, or the fallback reply once the script is exhausted."""
+    def configure(self, session: dict[str, Any]) -> None:
+        """The script does not depend on the session's config."""
+
+    def next_turn(self, instructions: str | None = None) -> SimTurn:
+        """A sentence asked for word for word; else consume the next scripted turn, or the fallback reply
+        once the script is exhausted."""
+        sentence = self.word_for_word(instructions)
+        if sentence is not None:
+            return SimTurn(say=sentence)
         if self.exhausted:
             return SimTurn(say=self.fallback_reply)
         turn = self.turns[self.position]
@@ -105,8 +120,22 @@ class SimScript:
             return "Just so you know, we might keep a recording of this."
         return match.group(1).strip()
 
+    def idle_turn(self) -> SimTurn:
+        """What the model says after the idle timeout."""
+        return SimTurn(say=self.idle_reply)
+
+    def hear(self, audio: bytes, audio_format: AudioFormat) -> str:
+        """The caller's words are the script's: the `hears` of the next unconsumed turn."""
+        return self.upcoming_caller_text() or ""
+
+    def on_caller_text(self, text: str) -> None:
+        """Text messages do not move the script."""
+
     def out_of_band_turn(self, instructions: str | None) -> SimTurn:
         """The line an out-of-band response speaks."""
+        sentence = self.word_for_word(instructions)
+        if sentence is not None:
+            return SimTurn(say=sentence)
         if instructions and len(instructions) <= MAX_VERBATIM_INSTRUCTIONS:
             return SimTurn(say=instructions)
         return SimTurn(say=self.filler)

@@ -29,6 +29,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
 from app.sim.realtime_audio import synthetic_speech
+from app.sim.realtime_brain import Brain
 from app.sim.realtime_response import ResponseTiming
 from app.sim.realtime_script import SimScript, SimTurn, ToolCallRecord, ToolOutputRecord
 from app.sim.realtime_session import SessionShared, SimSession
@@ -48,7 +49,11 @@ def _masked(key: str) -> str:
 
 
 class RealtimeSimulator:
-    """The simulated Realtime service; one instance serves any number of sessions sharing one script."""
+    """The simulated Realtime service; one instance serves any number of sessions.
+
+    By default every session follows one shared script; `new_brain` gives each session its own brain
+    instead (the offline engine's listening one).
+    """
 
     def __init__(
         self,
@@ -68,11 +73,16 @@ class RealtimeSimulator:
         reject_with_error: tuple[str, str] | None = None,
         session_cap_seconds: float | None = None,
         idle_reply: str = "Are you still there?",
+        new_brain: Callable[[], Brain] | None = None,
+        any_api_key: bool = False,
     ) -> None:
-        self.script = SimScript(script, greeting=greeting, filler=filler, fallback_reply=fallback_reply)
+        self.script = SimScript(
+            script, greeting=greeting, filler=filler, fallback_reply=fallback_reply, idle_reply=idle_reply
+        )
         self.timing = ResponseTiming(first_audio_delay, delta_ms, realtime_factor)
         self.tts = tts or synthetic_speech
         self.api_key = api_key
+        self.any_api_key = any_api_key  # the offline engine takes whatever key the relay was given
         self.host = host
         self.port = port
         # Knobs tests may flip between connections (e.g. fail the reconnect after a drop).
@@ -85,12 +95,11 @@ class RealtimeSimulator:
         self.race_errors: list[str] = []
         self.rejected_handshakes: list[int] = []  # HTTP statuses of refused upgrades
         self._shared = SessionShared(
-            script=self.script,
+            new_brain=new_brain or (lambda: self.script),
             timing=self.timing,
             tts=self.tts,
             validation_errors=self.validation_errors,
             race_errors=self.race_errors,
-            idle_reply=idle_reply,
         )
         self._server: Server | None = None
         self._sessions_changed = asyncio.Condition()
@@ -205,7 +214,8 @@ class RealtimeSimulator:
             )
         authorization = request.headers.get("Authorization", "")
         presented = authorization.removeprefix("Bearer ").strip()
-        if self.fail_auth or authorization != f"Bearer {self.api_key}":
+        key_ok = bool(presented) if self.any_api_key else authorization == f"Bearer {self.api_key}"
+        if self.fail_auth or not key_ok:
             return self._reject(
                 connection,
                 HTTPStatus.UNAUTHORIZED,

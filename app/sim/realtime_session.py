@@ -19,11 +19,12 @@ from typing import Any
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from app.sim.realtime_brain import Brain, TurnPlan
 from app.sim.realtime_conversation import Conversation
 from app.sim.realtime_handlers import handle_message
 from app.sim.realtime_input import InputAudio
 from app.sim.realtime_response import ResponseRun, ResponseSpec, ResponseTiming, Tts
-from app.sim.realtime_script import SimScript, SimTurn
+from app.sim.realtime_script import SimTurn
 from app.sim.realtime_session_config import default_session, new_id
 from app.sim.realtime_turns import start_idle_timer
 from app.sim.realtime_validation import ServerEventInvalid, server_event_problems
@@ -37,14 +38,13 @@ SESSION_CAP_REASON = "Your session hit the maximum duration of 60 minutes."
 
 @dataclass
 class SessionShared:
-    """What every session of one simulator shares: the script, timing, voice and the error records."""
+    """What every session of one server shares: its brains' maker, timing, voice and the error records."""
 
-    script: SimScript
+    new_brain: Callable[[], Brain]  # the scripted simulator returns its one shared script every time
     timing: ResponseTiming
     tts: Tts
     validation_errors: list[str]
     race_errors: list[str]
-    idle_reply: str
 
 
 class SimSession:
@@ -56,6 +56,8 @@ class SimSession:
         self.model = model
         self.index = index
         self.config: dict[str, Any] = default_session(model)
+        self.brain = shared.new_brain()
+        self.brain.configure(self.config)
         self.received: list[dict[str, Any]] = []
         self.sent: list[dict[str, Any]] = []
         self.truncations: list[tuple[str, int]] = []
@@ -215,24 +217,16 @@ class SimSession:
         """The active in-conversation response, if any (out-of-band ones do not block a new response)."""
         return next((run for run in self.active_responses.values() if run.in_conversation), None)
 
-    def choose_turn(self, params: dict[str, Any]) -> SimTurn:
-        """Apply the script rules (see realtime_script) to pick what a new response says."""
-        script = self.shared.script
+    def choose_turn(self, params: dict[str, Any]) -> TurnPlan:
+        """Ask the brain what a new response says (rules in realtime_script and realtime_brain)."""
         instructions = params.get("instructions")
-        if (
-            self.caller_turns == 0
-            and self.conversation_responses == 0
-            and params.get("conversation") != "none"
-        ):
-            return script.greeting_turn(instructions)
-        sentence = script.word_for_word(instructions)
-        if sentence is not None:
-            return SimTurn(say=sentence)
         if params.get("conversation") == "none":
-            return script.out_of_band_turn(instructions)
-        return script.next_turn()
+            return self.brain.out_of_band_turn(instructions)
+        if self.caller_turns == 0 and self.conversation_responses == 0:
+            return self.brain.greeting_turn(instructions)
+        return self.brain.next_turn(instructions)
 
-    def start_response(self, turn: SimTurn, params: dict[str, Any]) -> ResponseRun:
+    def start_response(self, turn: TurnPlan, params: dict[str, Any]) -> ResponseRun:
         """Create and start streaming a response; the caller has checked for races."""
         in_conversation = params.get("conversation") != "none"
         if in_conversation:
@@ -265,7 +259,7 @@ class SimSession:
             send=self.send_event,
             tts=self.shared.tts,
             timing=self.shared.timing,
-            on_tool_call=self.shared.script.record_tool_call,
+            on_tool_call=self.brain.record_tool_call,
         )
         self.active_responses[run.id] = run
         self.own(self._drive(run))

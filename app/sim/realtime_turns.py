@@ -2,7 +2,7 @@
 
 A VAD turn goes speech_started (cancelling the active response when interrupt_response is true) ->
 speech_stopped -> input_audio_buffer.committed -> user conversation.item.added/done -> the input
-transcription (when configured, with the script's caller text) -> a response (when create_response is true;
+transcription (when configured, with what the brain heard) -> a response (when create_response is true;
 if one is still running it follows that one).
 """
 
@@ -13,11 +13,11 @@ import base64
 import binascii
 import math
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from app.sim.realtime_conversation import SimItem, text_tokens
 from app.sim.realtime_response import ResponseRun
-from app.sim.realtime_script import SimTurn
 from app.sim.realtime_session_config import new_id
 from app.sim.realtime_vad import SpeechStarted, SpeechStopped
 
@@ -74,8 +74,8 @@ async def _speech_stopped(session: SimSession, stopped: SpeechStopped) -> None:
             "item_id": item_id,
         }
     )
-    session.input.take()
-    await commit_user_audio(session, item_id, stopped.audio_end_ms - stopped.audio_start_ms)
+    _, audio = session.input.take_audio(since_ms=stopped.audio_start_ms)
+    await commit_user_audio(session, item_id, stopped.audio_end_ms - stopped.audio_start_ms, audio)
     if (_turn_detection(session) or {}).get("create_response", True):
         await _auto_response(session)
 
@@ -89,9 +89,12 @@ async def _auto_response(session: SimSession) -> None:
 
 
 async def commit_user_audio(
-    session: SimSession, item_id: str, audio_ms: float, *, transcribe: bool = True
+    session: SimSession, item_id: str, audio_ms: float, audio: bytes = b"", *, transcribe: bool = True
 ) -> SimItem:
-    """Turn committed input audio into a user item: committed, item added/done, then the transcription."""
+    """Turn committed input audio into a user item: committed, item added/done, then the transcription.
+
+    The brain hears the audio; its transcript is sent at once, or when its recogniser is done.
+    """
     item = SimItem(
         {
             "id": item_id,
@@ -114,26 +117,43 @@ async def commit_user_audio(
         {"type": "conversation.item.done", "previous_item_id": previous_item_id, "item": item.public()}
     )
     session.caller_turns += 1
-    if transcribe and session.config["audio"]["input"].get("transcription"):
-        transcript = session.shared.script.upcoming_caller_text() or ""
-        item.payload["content"][0]["transcript"] = transcript
-        audio_tokens = math.ceil(audio_ms / 100)
-        await session.send_event(
-            {
-                "type": "conversation.item.input_audio_transcription.completed",
-                "item_id": item_id,
-                "content_index": 0,
-                "transcript": transcript,
-                "usage": {
-                    "type": "tokens",
-                    "input_tokens": audio_tokens,
-                    "output_tokens": text_tokens(transcript),
-                    "total_tokens": audio_tokens + text_tokens(transcript),
-                    "input_token_details": {"text_tokens": 0, "audio_tokens": audio_tokens},
-                },
-            }
-        )
+    if not transcribe:
+        return item
+    heard = session.brain.hear(audio, session.input.format)
+    if heard is None or not session.config["audio"]["input"].get("transcription"):
+        return item
+    if isinstance(heard, str):
+        await _send_transcription(session, item, audio_ms, heard)
+    else:
+        session.own(_transcribe_later(session, item, audio_ms, heard))
     return item
+
+
+async def _transcribe_later(
+    session: SimSession, item: SimItem, audio_ms: float, heard: Callable[[], Awaitable[str]]
+) -> None:
+    await _send_transcription(session, item, audio_ms, await heard())
+
+
+async def _send_transcription(session: SimSession, item: SimItem, audio_ms: float, transcript: str) -> None:
+    item_id = item.id
+    item.payload["content"][0]["transcript"] = transcript
+    audio_tokens = math.ceil(audio_ms / 100)
+    await session.send_event(
+        {
+            "type": "conversation.item.input_audio_transcription.completed",
+            "item_id": item_id,
+            "content_index": 0,
+            "transcript": transcript,
+            "usage": {
+                "type": "tokens",
+                "input_tokens": audio_tokens,
+                "output_tokens": text_tokens(transcript),
+                "total_tokens": audio_tokens + text_tokens(transcript),
+                "input_token_details": {"text_tokens": 0, "audio_tokens": audio_tokens},
+            },
+        }
+    )
 
 
 async def commit_audio(session: SimSession, event: dict[str, Any]) -> None:
@@ -146,7 +166,7 @@ async def commit_audio(session: SimSession, event: dict[str, Any]) -> None:
         return
     item_id = session.pending_user_item_id or new_id("item")
     session.pending_user_item_id = None
-    await commit_user_audio(session, item_id, session.input.take())
+    await commit_user_audio(session, item_id, *session.input.take_audio())
 
 
 async def clear_audio(session: SimSession, event: dict[str, Any]) -> None:
@@ -186,4 +206,4 @@ async def _idle_timeout(session: SimSession, delay: float) -> None:
     )
     session.input.take()
     await commit_user_audio(session, item_id, max(0, end_ms - start_ms), transcribe=False)
-    session.start_response(SimTurn(say=session.shared.idle_reply), {})
+    session.start_response(session.brain.idle_turn(), {})

@@ -84,6 +84,7 @@ class SimulatedCaller:
         to_number: str = "+14155550199",
         caller_state: str | None = "CA",
         extra_params: dict[str, str] | None = None,
+        voice: str = "en-us",
     ) -> None:
         self.relay_url = relay_url.rstrip("/")
         self.public_base_url = public_base_url.rstrip("/")
@@ -93,6 +94,7 @@ class SimulatedCaller:
         self.to_number = to_number
         self.caller_state = caller_state
         self.extra_params = dict(extra_params or {})
+        self.voice = voice  # the espeak-ng voice say_text speaks in
         self.call_sid = new_sid("CA")
         self.stream_sid = new_sid("MZ")
         self.twiml = ""
@@ -246,15 +248,15 @@ class SimulatedCaller:
             self.speech.queue(mulaw)
             self._speech_drained.clear()
 
-    async def say_text(self, text: str) -> None:
-        """Synthesise ``text`` offline (espeak-ng) and queue it.
+    async def say_text(self, text: str, voice: str | None = None) -> None:
+        """Synthesise ``text`` offline (espeak-ng, in ``voice``) and queue it.
 
         The synthesiser's trailing silence is cut so that ``wait_said`` returns when the voice stops,
         which is where a caller starts counting the agent's reply time.
         """
         from app.sim.speech import synthesize_mulaw
 
-        mulaw = await asyncio.to_thread(synthesize_mulaw, text)
+        mulaw = await asyncio.to_thread(synthesize_mulaw, text, voice=voice or self.voice)
         voiced = np.flatnonzero(np.abs(mulaw_to_int16(mulaw).astype(np.int32)) > VOICE_THRESHOLD)
         self.say(mulaw[: int(voiced[-1]) + 1] if len(voiced) else mulaw)
 
