@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from app.calls.prompts import load_prompts
 from app.functions.booking import booking_tools
+from app.functions.business import BusinessBackend
 from app.functions.call_control import CONTROL_TOOLS
-from app.settings import load_settings
+from app.functions.services import ServiceCatalog
+from app.settings import Settings, load_settings
+from app.sim.demo_business import demo_backend
 from app.sim.engine.parsing import find_day, find_name, find_time
 from app.sim.engine.policy import Action, BusinessContext, DialoguePolicy
 from app.sim.engine.replies import instruction_line
@@ -21,12 +24,24 @@ WEDNESDAY = dt.date(2026, 12, 2)
 ZONE = ZoneInfo("America/New_York")
 
 
+def _demo_catalog(settings: Settings) -> tuple[BusinessBackend, ServiceCatalog]:
+    """The demo office's backend and its services, read once as the relay reads them at start-up."""
+    backend = demo_backend(settings)
+    catalog = ServiceCatalog(backend, refresh_seconds=3600)
+
+    async def load() -> None:
+        await catalog.refresh()
+        await backend.aclose()
+
+    asyncio.run(load())
+    return backend, catalog
+
+
 def _session(today: dt.date = WEDNESDAY) -> dict[str, object]:
     """The session config the relay sends: its real instructions and tool schemas."""
     settings = load_settings(_env_file=None)
     prompts = load_prompts(settings, today=today)
-    backend: Any = None  # only the tools' schemas are used here, never their handlers
-    tools = [tool.schema() for tool in booking_tools(backend, timezone="America/New_York")]
+    tools = [tool.schema() for tool in booking_tools(*_demo_catalog(settings), timezone="America/New_York")]
     return {"type": "realtime", "instructions": prompts.instructions, "tools": tools + CONTROL_TOOLS}
 
 
@@ -246,7 +261,9 @@ def test_names_and_the_relays_own_lines() -> None:
 
 def test_the_recording_notice_is_said_word_for_word_before_the_greeting() -> None:
     notice = "This call may be recorded."
-    greeting = 'Greet the caller now. Start with this sentence, word for word: "{n}" Then say exactly this and '
+    greeting = (
+        'Greet the caller now. Start with this sentence, word for word: "{n}" Then say exactly this and '
+    )
     assert instruction_line(greeting.format(n=notice) + 'nothing else: "Hello there."') == (
         "This call may be recorded. Hello there."
     )

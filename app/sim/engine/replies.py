@@ -13,7 +13,7 @@ import re
 __all__ = ["day_phrase", "instruction_line", "time_phrase", "times_phrase"]
 
 _HOURS = ["twelve", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven"]
-_QUOTED = re.compile(r'Say(?: exactly this and nothing else)?:\s*"([^"]+)"')
+_QUOTED = re.compile(r'Say(?: exactly this and nothing else)?:\s*"([^"]+)"', re.IGNORECASE)
 # The recording notice: a sentence asked for word for word, before (or instead of) the quoted line.
 _WORD_FOR_WORD = re.compile(r'word for word[^"]*"([^"]+)"', re.IGNORECASE)
 
@@ -40,7 +40,9 @@ def instruction_line(instructions: str | None) -> str | None:
     """The line per-response instructions ask for, or None when they ask for nothing the engine knows."""
     if not instructions:
         return None
-    quoted = [m.group(1).strip() for m in (_WORD_FOR_WORD.search(instructions), _QUOTED.search(instructions)) if m]
+    quoted = [
+        m.group(1).strip() for m in (_WORD_FOR_WORD.search(instructions), _QUOTED.search(instructions)) if m
+    ]
     if quoted:
         return " ".join(dict.fromkeys(quoted))
     lowered = instructions.lower()
