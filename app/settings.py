@@ -221,6 +221,7 @@ class Settings(BaseSettings):
         "crm_webhook_secret",
         "smtp_password",
         "fly_app_name",
+        "transcription_model",  # empty disables caller transcription
         mode="before",
     )
     @classmethod
@@ -296,13 +297,6 @@ class Settings(BaseSettings):
             probe = probe.parent
         if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
             raise ValueError(f"expects a writable folder ({probe} is not writable by this user)")
-        return value
-
-    @field_validator("transcription_model", mode="before")
-    @classmethod
-    def _blank_disables_transcription(cls, value: object) -> object:
-        if isinstance(value, str) and not value.strip():
-            return None
         return value
 
     @model_validator(mode="after")
